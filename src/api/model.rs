@@ -1,0 +1,450 @@
+//! Tolerant typed models of the vendor's replies.
+//!
+//! The vendor documentation contradicts itself (see itniotech-api.md §4): `status` is a string at
+//! the top level and an int inside records, `sms`/`call` are objects on one endpoint and arrays on
+//! another, money is a decimal string, timestamps come in several shapes, many fields are
+//! nullable and unknown keys appear. Every model here accepts all documented variants so that a
+//! surprising reply degrades to `None` for one field instead of losing the whole record.
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde::de::{self, DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::str::FromStr;
+
+/// The common reply envelope: `{"status":"0","reason":"success","data":...}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(bound(deserialize = "T: DeserializeOwned"))]
+pub struct Envelope<T> {
+    /// Vendor status code; `"0"` is success. Accepts a JSON string or number.
+    #[serde(deserialize_with = "de_code")]
+    pub status: String,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub reason: Option<String>,
+    /// Missing or null on errors.
+    #[serde(default = "none", deserialize_with = "de_opt_data")]
+    pub data: Option<T>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// One order's record, normalised from either record endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRecord {
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub order_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub verification_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub flow_id: Option<i64>,
+    #[serde(default, deserialize_with = "de_lenient")]
+    pub verifications: Verifications,
+    /// Object on the verificationId record, array on the orderId record: always a list here.
+    #[serde(default, deserialize_with = "de_one_or_many")]
+    pub sms: Vec<SmsAttempt>,
+    #[serde(default, deserialize_with = "de_one_or_many")]
+    pub call: Vec<CallAttempt>,
+    /// Element fields are undocumented; kept raw so at least their count is known.
+    #[serde(default, deserialize_with = "de_one_or_many")]
+    pub sna: Vec<Value>,
+}
+
+/// The verification state of an order.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verifications {
+    #[serde(default, deserialize_with = "de_matched")]
+    pub matched: Matched,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub verified_date: Option<DateTime<FixedOffset>>,
+    /// Destination number: PII. Used only to derive the country, never stored or logged.
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub ori_receiver: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub channel: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub order_id: Option<String>,
+}
+
+/// `verifications.matched`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Matched {
+    /// -1: not checked yet.
+    #[default]
+    NotChecked,
+    /// 0: the user entered the right code.
+    Verified,
+    /// 1: still sending.
+    Sending,
+    /// 2: the check failed (wrong code).
+    Failed,
+    /// 3: unknown verificationId.
+    Unknown,
+    /// Any other value, kept for logging.
+    Other(i64),
+}
+
+impl Matched {
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            -1 => Matched::NotChecked,
+            0 => Matched::Verified,
+            1 => Matched::Sending,
+            2 => Matched::Failed,
+            3 => Matched::Unknown,
+            other => Matched::Other(other),
+        }
+    }
+
+    pub fn code(self) -> i64 {
+        match self {
+            Matched::NotChecked => -1,
+            Matched::Verified => 0,
+            Matched::Sending => 1,
+            Matched::Failed => 2,
+            Matched::Unknown => 3,
+            Matched::Other(c) => c,
+        }
+    }
+
+    /// Verified, failed or unknown: the verification result is settled.
+    pub fn is_settled(self) -> bool {
+        matches!(self, Matched::Verified | Matched::Failed | Matched::Unknown)
+    }
+}
+
+/// One SMS attempt.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsAttempt {
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub submit_tm: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub send_tm: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub done_tm: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub mcc: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub mnc: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub sender: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub charge_cnt: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_decimal")]
+    pub pay: Option<Decimal>,
+    /// -1 sending, 0 delivered, 1 failed.
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub status: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub reason: Option<String>,
+}
+
+impl SmsAttempt {
+    /// Status 0 (delivered) or 1 (failed).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.status, Some(0) | Some(1))
+    }
+    pub fn is_delivered(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+/// One voice-call attempt.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallAttempt {
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub termination_code: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub termination_reason: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub submit_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub call_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub ringing_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub answer_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub hangup_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub call_duration: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub charged_duration: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub display_num: Option<String>,
+    /// `billPeriodstring` in the docs (a typo of `billPeriod` + type); both keys accepted.
+    #[serde(
+        default,
+        alias = "billPeriodstring",
+        alias = "billPeriodString",
+        deserialize_with = "de_opt_string"
+    )]
+    pub bill_period: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub code: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_decimal")]
+    pub rate: Option<Decimal>,
+    /// `cost` on the CN page, `costEur` on the EN one; both accepted.
+    #[serde(default, alias = "costEur", deserialize_with = "de_opt_decimal")]
+    pub cost: Option<Decimal>,
+}
+
+impl CallAttempt {
+    /// A call is over once it hung up or failed with a non-zero termination code.
+    pub fn is_terminal(&self) -> bool {
+        self.hangup_time.is_some() || matches!(self.termination_code, Some(c) if c != 0)
+    }
+    /// Answered and completed: termination code 0 with an answer time.
+    pub fn is_delivered(&self) -> bool {
+        self.termination_code == Some(0) && self.answer_time.is_some()
+    }
+}
+
+/// A task flow (fallback sequence).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flow {
+    #[serde(deserialize_with = "de_i64")]
+    pub flow_id: i64,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "de_one_or_many")]
+    pub flow: Vec<FlowNode>,
+}
+
+/// One step of a task flow.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowNode {
+    /// Seconds to wait before evaluating the trigger (30–120).
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub waiting_time: Option<i64>,
+    /// 1 = next step on send failure, 2 = next step when not verified.
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub status: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub channel: Option<String>,
+    /// 0 = switch channel for the next attempt, 1 = keep it.
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub channel_cut: Option<i64>,
+}
+
+/// `sms/getBalance`: fields at the top level, no `data`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BalanceReply {
+    #[serde(deserialize_with = "de_code")]
+    pub status: String,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub reason: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_decimal")]
+    pub balance: Option<Decimal>,
+    #[serde(default, deserialize_with = "de_opt_decimal")]
+    pub gift: Option<Decimal>,
+    #[serde(default, deserialize_with = "de_opt_decimal")]
+    pub credit: Option<Decimal>,
+}
+
+/// Reply data of send / sendRule / resend.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendResult {
+    #[serde(deserialize_with = "de_string")]
+    pub verification_id: String,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub to: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub channel: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub sna_url: Option<String>,
+}
+
+/// Reply data of verify (fields inferred from a white-label sibling; all optional).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResult {
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub verification_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub channel: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_matched")]
+    pub matched: Option<Matched>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lenient field deserializers. Each goes through `serde_json::Value` so that a wrong type for
+// one field becomes `None` (or a default) instead of failing the whole record.
+// ---------------------------------------------------------------------------------------------
+
+fn value_to_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn value_to_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    }
+}
+
+fn value_to_decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::String(s) => {
+            let s = s.trim();
+            Decimal::from_str(s)
+                .or_else(|_| Decimal::from_scientific(s))
+                .ok()
+        }
+        // A JSON number went through f64 in serde_json: take its shortest decimal rendering.
+        Value::Number(n) => {
+            let s = n.to_string();
+            Decimal::from_str(&s)
+                .or_else(|_| Decimal::from_scientific(&s))
+                .ok()
+        }
+        _ => None,
+    }
+}
+
+/// Parses every timestamp form the vendor may use: RFC 3339 / ISO-8601 with any offset (also
+/// without the colon in the offset), `yyyy-MM-dd HH:mm:ss` (taken as UTC+8, the vendor's own
+/// zone, as its samples show), epoch seconds or milliseconds as number or string. Empty → None.
+pub fn parse_time(v: &Value) -> Option<DateTime<FixedOffset>> {
+    match v {
+        Value::Number(n) => n.as_i64().and_then(epoch_to_time),
+        Value::String(s) => parse_time_str(s),
+        _ => None,
+    }
+}
+
+/// See [`parse_time`].
+pub fn parse_time_str(s: &str) -> Option<DateTime<FixedOffset>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<i64>().ok().and_then(epoch_to_time);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t);
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
+            return Some(t);
+        }
+    }
+    let vendor_tz = FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y/%m/%d %H:%M:%S"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
+            return vendor_tz.from_local_datetime(&naive).single();
+        }
+    }
+    None
+}
+
+fn epoch_to_time(n: i64) -> Option<DateTime<FixedOffset>> {
+    // 13 digits and more are milliseconds; seconds would be past year 5000.
+    let t = if n.abs() >= 100_000_000_000 {
+        DateTime::<Utc>::from_timestamp_millis(n)
+    } else {
+        DateTime::<Utc>::from_timestamp(n, 0)
+    };
+    t.map(|t| t.fixed_offset())
+}
+
+fn de_code<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let v = Value::deserialize(d)?;
+    value_to_string(&v)
+        .map(|s| s.trim().to_string())
+        .ok_or_else(|| de::Error::custom("status is neither a string nor a number"))
+}
+
+fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let v = Value::deserialize(d)?;
+    value_to_string(&v).ok_or_else(|| de::Error::custom("expected a string"))
+}
+
+fn de_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = Value::deserialize(d)?;
+    value_to_i64(&v).ok_or_else(|| de::Error::custom("expected an integer"))
+}
+
+fn de_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(value_to_string(&Value::deserialize(d)?))
+}
+
+fn de_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(value_to_i64(&Value::deserialize(d)?))
+}
+
+fn de_opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    Ok(value_to_decimal(&Value::deserialize(d)?))
+}
+
+fn de_opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
+    Ok(parse_time(&Value::deserialize(d)?))
+}
+
+fn de_matched<'de, D: Deserializer<'de>>(d: D) -> Result<Matched, D::Error> {
+    Ok(de_opt_matched(d)?.unwrap_or_default())
+}
+
+fn de_opt_matched<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Matched>, D::Error> {
+    Ok(value_to_i64(&Value::deserialize(d)?).map(Matched::from_code))
+}
+
+/// A nested object that fails to parse becomes its default instead of failing the parent.
+fn de_lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).unwrap_or_default())
+}
+
+/// Object → one-element list, array → list (elements that fail to parse are skipped), null →
+/// empty.
+fn de_one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    Ok(match v {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| serde_json::from_value(item).ok())
+            .collect(),
+        Value::Null => Vec::new(),
+        other => serde_json::from_value(other).ok().into_iter().collect(),
+    })
+}
+
+/// `data` that is missing, null or of an unexpected shape → None; the caller decides whether a
+/// success without data is an error.
+fn de_opt_data<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    serde_json::from_value(v).map(Some).map_err(de::Error::custom)
+}

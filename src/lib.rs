@@ -1,0 +1,15 @@
+//! itniotech-exporter: a monitoring agent for the itniotech OTP platform.
+//!
+//! The platform has no delivery webhook and no "list recent orders" call, so the agent is told
+//! which orders exist and polls each one's record until it is final. Data flows one way:
+//!
+//! ```text
+//! intake (HTTP) -> tracker (SQLite: pending orders + counted state + persisted counters)
+//!   -> poller (signed API calls) -> accounting (pure: record -> metric updates)
+//!   -> metrics (registry) -> server (GET /metrics)
+//! ```
+//!
+//! The simulator is a faithful fake of the vendor API used by `demo` and the tests.
+
+pub mod api;
+pub mod clock;
