@@ -13,3 +13,5 @@
 
 pub mod api;
 pub mod clock;
+pub mod country;
+pub mod metrics;
