@@ -11,6 +11,7 @@
 //!
 //! The simulator is a faithful fake of the vendor API used by `demo` and the tests.
 
+pub mod accounting;
 pub mod api;
 pub mod clock;
 pub mod country;

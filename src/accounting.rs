@@ -1,0 +1,567 @@
+//! Accounting: turns one poll of an order's record into metric updates and the next poll time.
+//!
+//! Pure functions over data (no I/O, no clock): given what was already counted for an order
+//! ([`OrderState`], persisted by the tracker) and the record just fetched, [`on_record`] returns
+//! the new state, the [`Update`]s to apply and when to poll next. The tracker commits state and
+//! updates in one transaction, which is what makes every attempt and every order count exactly
+//! once, across restarts.
+//!
+//! Rules (spec.md §3): an attempt is counted as soon as it is terminal; an order is counted
+//! once, when final; an order whose late attempts are still in progress (or whose flow may still
+//! start a step) keeps being polled after it is final, until those settle or `max_age` passes.
+
+use crate::api::model::{CallAttempt, Flow, Matched, OrderRecord, SmsAttempt};
+use crate::country;
+use crate::metrics::Update;
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+
+/// What the tracker remembers about an order between polls. No phone number, ever.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderState {
+    /// `app_id` label value (`unknown` for orders known only by verificationId).
+    pub app_id: String,
+    /// Flow id given at intake, used until the record names one.
+    pub flow_hint: Option<i64>,
+    /// When the order was submitted (intake `submittedAt`) or received.
+    pub created_at: i64,
+    /// Country from the receiver's calling code, derived once; the number itself is dropped.
+    pub country: Option<String>,
+    /// Indices into the record's `sms` / `call` arrays already counted as terminal attempts.
+    pub sms_counted: BTreeSet<usize>,
+    pub call_counted: BTreeSet<usize>,
+    /// Attempts (all channels) seen so far; each new one after the first is a fallback.
+    pub attempts_seen: usize,
+    /// The order-level delivery latency has been observed.
+    pub delivery_observed: bool,
+    /// The order's outcome and verification have been counted.
+    pub finalised: bool,
+    /// Consecutive polls that found no record.
+    pub not_found: u32,
+}
+
+impl OrderState {
+    pub fn new(app_id: &str, flow_hint: Option<i64>, created_at: DateTime<Utc>) -> Self {
+        OrderState {
+            app_id: app_id.to_string(),
+            flow_hint,
+            created_at: created_at.timestamp(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Scheduling and labelling settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Currency label of `pay`/`cost`.
+    pub currency: String,
+    /// First poll after submit, and the shortest re-poll of an in-progress attempt.
+    pub first_delay: Duration,
+    /// Longest re-poll interval while an attempt is in progress.
+    pub interval: Duration,
+    /// Slack after the moment a flow step or verification window is due.
+    pub grace: Duration,
+    /// How long after the last attempt's submit a code can still be verified.
+    pub verify_window: Duration,
+    /// Orders older than this are finalised (`unresolved` if undetermined) and forgotten.
+    pub max_age: Duration,
+    /// Polls that may find no record before the order counts as `not_found`.
+    pub not_found_retries: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            currency: "USD".into(),
+            first_delay: Duration::seconds(5),
+            interval: Duration::seconds(15),
+            grace: Duration::seconds(5),
+            verify_window: Duration::minutes(5),
+            max_age: Duration::hours(2),
+            not_found_retries: 3,
+        }
+    }
+}
+
+/// What to do with the order after this poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    PollAt(DateTime<Utc>),
+    /// Everything about the order has been counted: delete it.
+    Forget,
+}
+
+/// The result of accounting one poll.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub state: OrderState,
+    pub updates: Vec<Update>,
+    pub next: Next,
+}
+
+/// Flows by id, from the flow catalog poller.
+pub type FlowCatalog = HashMap<i64, Flow>;
+
+/// Channel label of an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Channel {
+    Sms,
+    Call,
+}
+
+impl Channel {
+    fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Call => "call",
+        }
+    }
+}
+
+/// One attempt of either channel, in a common shape for ordering and outcome logic.
+struct Attempt<'a> {
+    channel: Channel,
+    index: usize,
+    submit: Option<DateTime<FixedOffset>>,
+    terminal: bool,
+    delivered: bool,
+    /// When the attempt reached the user (SMS done, call answered).
+    delivered_at: Option<DateTime<FixedOffset>>,
+    sms: Option<&'a SmsAttempt>,
+    call: Option<&'a CallAttempt>,
+}
+
+fn attempts(record: &OrderRecord) -> Vec<Attempt<'_>> {
+    let mut all: Vec<Attempt<'_>> = record
+        .sms
+        .iter()
+        .enumerate()
+        .map(|(index, s)| Attempt {
+            channel: Channel::Sms,
+            index,
+            submit: s.submit_tm.or(s.send_tm),
+            terminal: s.is_terminal(),
+            delivered: s.is_delivered(),
+            delivered_at: s.done_tm,
+            sms: Some(s),
+            call: None,
+        })
+        .chain(record.call.iter().enumerate().map(|(index, c)| Attempt {
+            channel: Channel::Call,
+            index,
+            submit: c.submit_time.or(c.call_time),
+            terminal: c.is_terminal(),
+            delivered: c.is_delivered(),
+            delivered_at: c.answer_time,
+            sms: None,
+            call: Some(c),
+        }))
+        .collect();
+    // Chronological; attempts without a submit time go last, in array order.
+    all.sort_by_key(|a| {
+        (
+            a.submit.is_none(),
+            a.submit,
+            a.channel == Channel::Call,
+            a.index,
+        )
+    });
+    all
+}
+
+fn secs_between(from: DateTime<FixedOffset>, to: DateTime<FixedOffset>) -> Option<f64> {
+    let d = (to - from).num_milliseconds() as f64 / 1000.0;
+    (d.is_finite() && d >= 0.0).then_some(d)
+}
+
+fn flow_label(state: &OrderState, record: Option<&OrderRecord>) -> String {
+    record
+        .and_then(|r| r.flow_id)
+        .or(state.flow_hint)
+        .map(|f| f.to_string())
+        .unwrap_or_else(|| "none".into())
+}
+
+/// Accounts one fetched record.
+pub fn on_record(
+    prev: &OrderState,
+    record: &OrderRecord,
+    flows: &FlowCatalog,
+    now: DateTime<Utc>,
+    cfg: &Settings,
+) -> Outcome {
+    let mut state = prev.clone();
+    state.not_found = 0;
+    let mut updates = Vec::new();
+    let app = state.app_id.clone();
+    let flow = flow_label(&state, Some(record));
+    let currency = cfg.currency.as_str();
+
+    if state.country.is_none() {
+        if let Some(number) = record.verifications.ori_receiver.as_deref() {
+            let c = country::from_number(number);
+            if c != country::UNKNOWN {
+                state.country = Some(c);
+            }
+        }
+    }
+    let list = attempts(record);
+    let sms_country = |s: &SmsAttempt| -> String {
+        match s.mcc.map(country::from_mcc) {
+            Some(c) if c != country::UNKNOWN => c.to_string(),
+            _ => state
+                .country
+                .clone()
+                .unwrap_or_else(|| country::UNKNOWN.into()),
+        }
+    };
+    let order_country = state
+        .country
+        .clone()
+        .or_else(|| {
+            list.iter()
+                .filter_map(|a| a.sms)
+                .find_map(|s| s.mcc.map(country::from_mcc))
+                .filter(|c| *c != country::UNKNOWN)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| country::UNKNOWN.into());
+
+    // Fallbacks: each attempt after the first, counted when it first appears.
+    for pair in list.windows(2).skip(state.attempts_seen.saturating_sub(1)) {
+        updates.push(Update::fallback(
+            &app,
+            &flow,
+            pair[0].channel.as_str(),
+            pair[1].channel.as_str(),
+        ));
+    }
+    state.attempts_seen = state.attempts_seen.max(list.len());
+
+    // Terminal attempts, each once.
+    for a in list.iter().filter(|a| a.terminal) {
+        match (a.sms, a.call) {
+            (Some(s), _) if state.sms_counted.insert(a.index) => {
+                let c = sms_country(s);
+                let status = if a.delivered { "delivered" } else { "failed" };
+                let mnc = s
+                    .mnc
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                let mnc = if mnc.len() > 4 { "unknown".into() } else { mnc };
+                updates.push(Update::sms(&app, &c, &mnc, status));
+                if !a.delivered {
+                    let reason = s.reason.as_deref().unwrap_or("unknown");
+                    updates.push(Update::sms_failure(&app, &c, reason));
+                }
+                if let (Some(sub), Some(done)) = (s.submit_tm, s.done_tm) {
+                    if let Some(d) = secs_between(sub, done) {
+                        updates.push(Update::sms_delivery_seconds(&app, &c, status, d));
+                    }
+                }
+                if let (Some(sub), Some(sent)) = (s.submit_tm, s.send_tm) {
+                    if let Some(d) = secs_between(sub, sent) {
+                        updates.push(Update::sms_queue_seconds(&app, &c, d));
+                    }
+                }
+                if let Some(n) = s.charge_cnt.filter(|n| *n > 0) {
+                    updates.push(Update::sms_segments(&app, &c, n as f64));
+                }
+                if let Some(pay) = s.pay {
+                    updates.push(Update::cost(&app, "sms", &c, currency, decimal_f64(pay)));
+                }
+            }
+            (_, Some(call)) if state.call_counted.insert(a.index) => {
+                let c = order_country.clone();
+                let code = call
+                    .termination_code
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                let code = if code.len() > 12 {
+                    "other".into()
+                } else {
+                    code
+                };
+                let reason = call.termination_reason.as_deref().unwrap_or("unknown");
+                updates.push(Update::call(&app, &c, &code, reason));
+                if let (Some(sub), Some(ans)) = (call.submit_time, call.answer_time) {
+                    if call.termination_code == Some(0) {
+                        if let Some(d) = secs_between(sub, ans) {
+                            updates.push(Update::call_answer_seconds(&app, &c, d));
+                        }
+                    }
+                }
+                if let Some(d) = call.call_duration.filter(|d| *d >= 0) {
+                    updates.push(Update::call_duration_seconds(&app, &c, d as f64));
+                }
+                if let Some(d) = call.charged_duration.filter(|d| *d > 0) {
+                    updates.push(Update::call_billed_seconds(&app, &c, d as f64));
+                }
+                if let Some(cost) = call.cost {
+                    updates.push(Update::cost(&app, "call", &c, currency, decimal_f64(cost)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let first_submit = list.iter().filter_map(|a| a.submit).min();
+    let first_delivery = list
+        .iter()
+        .filter(|a| a.delivered)
+        .filter_map(|a| a.delivered_at)
+        .min();
+    if !state.delivery_observed {
+        if let (Some(sub), Some(done)) = (first_submit, first_delivery) {
+            if let Some(d) = secs_between(sub, done) {
+                updates.push(Update::order_delivery_seconds(&app, &flow, d));
+            }
+            state.delivery_observed = true;
+        }
+    }
+
+    let matched = record.verifications.matched;
+    let verified = matched == Matched::Verified;
+    let any_delivered = list.iter().any(|a| a.delivered);
+    let in_progress = list.is_empty() || list.iter().any(|a| !a.terminal);
+    let all_failed = !list.is_empty() && list.iter().all(|a| a.terminal && !a.delivered);
+    let last_submit = list.iter().filter_map(|a| a.submit).max();
+    let created = DateTime::<Utc>::from_timestamp(state.created_at, 0).unwrap_or(now);
+    let anchor = last_submit
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(created);
+
+    // May the flow still start another step?
+    let step_due = next_step_due(record, &state, flows, list.len(), anchor, cfg);
+    let step_possible = step_due.is_some_and(|due| now <= due + cfg.interval * 2);
+    let window_end = anchor + cfg.verify_window;
+    let expired = now - created >= cfg.max_age;
+
+    let determinable = verified || any_delivered || (all_failed && !step_possible);
+    let final_now = !state.finalised
+        && (expired
+            || (matched.is_settled() && determinable)
+            || (!in_progress && !step_possible && now >= window_end && determinable));
+    if final_now {
+        let outcome = if verified || any_delivered {
+            "delivered"
+        } else if all_failed {
+            "failed"
+        } else {
+            "unresolved"
+        };
+        updates.push(Update::order(&app, &flow, &order_country, outcome));
+        let channel = verification_channel(record, &list);
+        let result = match matched {
+            Matched::Verified => "verified",
+            Matched::Failed => "failed",
+            Matched::Unknown => "unknown",
+            _ => "not_verified",
+        };
+        updates.push(Update::verification(
+            &app,
+            &flow,
+            &order_country,
+            channel,
+            result,
+        ));
+        if verified {
+            if let (Some(sub), Some(at)) = (first_submit, record.verifications.verified_date) {
+                if let Some(d) = secs_between(sub, at) {
+                    updates.push(Update::order_verification_seconds(&app, &flow, channel, d));
+                }
+            }
+        }
+        if let Some(to) = rescue_channel(&list, record) {
+            updates.push(Update::fallback_rescue(&app, &flow, to));
+        }
+        state.finalised = true;
+    }
+
+    let next = if expired || (state.finalised && !in_progress && !step_possible) {
+        Next::Forget
+    } else {
+        let mut at = now + cfg.max_age; // replaced below by a nearer reason
+        if in_progress {
+            let youngest = list
+                .iter()
+                .filter(|a| !a.terminal)
+                .filter_map(|a| a.submit)
+                .max()
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(created);
+            // Poll young attempts often (most SMS complete within seconds), old ones less.
+            let age = now - youngest;
+            let delay = (age / 4).clamp(cfg.first_delay, cfg.interval);
+            at = at.min(now + delay);
+        }
+        if let Some(due) = step_due.filter(|_| step_possible) {
+            at = at.min(if due > now { due } else { now + cfg.interval });
+        }
+        if !state.finalised && now < window_end + cfg.grace {
+            at = at.min(window_end + cfg.grace);
+        }
+        if !state.finalised && !in_progress && !step_possible && now >= window_end {
+            // Nothing more will happen but the outcome is undetermined: wait for max age.
+            at = at.min(now + cfg.interval * 4);
+        }
+        at = at.min(created + cfg.max_age);
+        Next::PollAt(at.max(now + Duration::seconds(1)))
+    };
+    Outcome {
+        state,
+        updates,
+        next,
+    }
+}
+
+/// When the next step of the order's flow would start, if the flow has one and its trigger can
+/// still hold.
+fn next_step_due(
+    record: &OrderRecord,
+    state: &OrderState,
+    flows: &FlowCatalog,
+    attempts: usize,
+    anchor: DateTime<Utc>,
+    cfg: &Settings,
+) -> Option<DateTime<Utc>> {
+    let flow_id = record.flow_id.or(state.flow_hint)?;
+    let flow = flows.get(&flow_id)?;
+    if attempts == 0 || attempts >= flow.flow.len() {
+        return None;
+    }
+    let node = &flow.flow[attempts - 1];
+    // The trigger of a step that starts on send failure cannot hold once the attempt delivered;
+    // one that starts when unverified cannot hold once verified.
+    let last_delivered = attempts_last_delivered(record);
+    match node.status {
+        Some(1) if last_delivered => return None,
+        _ if record.verifications.matched == Matched::Verified => return None,
+        _ => {}
+    }
+    let wait = Duration::seconds(node.waiting_time.unwrap_or(60).clamp(0, 3600));
+    Some(anchor + wait + cfg.grace)
+}
+
+fn attempts_last_delivered(record: &OrderRecord) -> bool {
+    attempts(record).last().is_some_and(|a| a.delivered)
+}
+
+fn verification_channel(record: &OrderRecord, list: &[Attempt<'_>]) -> &'static str {
+    match record.verifications.channel.as_deref() {
+        Some("sms") => "sms",
+        Some("call") => "call",
+        Some("sna") => "sna",
+        _ => list
+            .iter()
+            .rev()
+            .find(|a| a.delivered)
+            .or(list.last())
+            .map(|a| a.channel.as_str())
+            .unwrap_or("sms"),
+    }
+}
+
+/// The channel that rescued an order whose first attempt failed or went unverified.
+fn rescue_channel(list: &[Attempt<'_>], record: &OrderRecord) -> Option<&'static str> {
+    if list.len() < 2 {
+        return None;
+    }
+    let verified_at = (record.verifications.matched == Matched::Verified)
+        .then_some(record.verifications.verified_date)
+        .flatten();
+    let second_submit = list[1].submit;
+    let first_did_it = list[0].delivered
+        && match (verified_at, second_submit) {
+            (Some(v), Some(s)) => v < s,
+            _ => false,
+        };
+    if first_did_it {
+        return None;
+    }
+    if let Some(a) = list[1..].iter().find(|a| a.delivered) {
+        return Some(a.channel.as_str());
+    }
+    verified_at.map(|_| list[list.len() - 1].channel.as_str())
+}
+
+/// A poll that found no record.
+pub fn on_not_found(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcome {
+    let mut state = prev.clone();
+    state.not_found += 1;
+    let created = DateTime::<Utc>::from_timestamp(state.created_at, 0).unwrap_or(now);
+    if state.not_found > cfg.not_found_retries || now - created >= cfg.max_age {
+        let mut updates = Vec::new();
+        if !state.finalised {
+            let flow = flow_label(&state, None);
+            let c = state
+                .country
+                .clone()
+                .unwrap_or_else(|| country::UNKNOWN.into());
+            updates.push(Update::order(&state.app_id, &flow, &c, "not_found"));
+            state.finalised = true;
+        }
+        return Outcome {
+            state,
+            updates,
+            next: Next::Forget,
+        };
+    }
+    // Records can lag the send by a few seconds: back off 1×, 2×, 4× the first delay.
+    let backoff = cfg.first_delay * (1 << state.not_found.min(6));
+    Outcome {
+        state,
+        updates: Vec::new(),
+        next: Next::PollAt(now + backoff),
+    }
+}
+
+/// A poll that failed (transport or vendor error): nothing is counted; retry later, and give
+/// up at max age with the order `unresolved`.
+pub fn on_error(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcome {
+    let state = prev.clone();
+    let created = DateTime::<Utc>::from_timestamp(state.created_at, 0).unwrap_or(now);
+    if now - created >= cfg.max_age {
+        let mut state = state;
+        let mut updates = Vec::new();
+        if !state.finalised {
+            let flow = flow_label(&state, None);
+            let c = state
+                .country
+                .clone()
+                .unwrap_or_else(|| country::UNKNOWN.into());
+            updates.push(Update::order(&state.app_id, &flow, &c, "unresolved"));
+            updates.push(Update::verification(
+                &state.app_id,
+                &flow,
+                &c,
+                "sms",
+                "not_verified",
+            ));
+            state.finalised = true;
+        }
+        return Outcome {
+            state,
+            updates,
+            next: Next::Forget,
+        };
+    }
+    Outcome {
+        state,
+        updates: Vec::new(),
+        next: Next::PollAt(now + cfg.interval),
+    }
+}
+
+/// Money to the exported float; exact parsing already happened, only export rounds.
+fn decimal_f64(d: rust_decimal::Decimal) -> f64 {
+    use rust_decimal::prelude::ToPrimitive;
+    d.to_f64()
+        .filter(|f| f.is_finite() && *f >= 0.0)
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests;
