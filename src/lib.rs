@@ -15,4 +15,6 @@ pub mod accounting;
 pub mod api;
 pub mod clock;
 pub mod country;
+pub mod intake;
 pub mod metrics;
+pub mod tracker;

@@ -1,0 +1,433 @@
+//! The tracker: the durable queue of pending orders and their poll schedule.
+//!
+//! One writer thread owns the SQLite [`Store`] and the ledger's write side; the rest of the
+//! agent talks to it through [`Tracker`], a cheap handle that sends commands over a bounded
+//! channel. The writer drains whatever commands are queued and commits them in one transaction
+//! before answering any of them, so an intake request is acknowledged only once its orders are
+//! on disk, and a poll result's state and metric increments land together or not at all.
+
+pub mod store;
+
+use crate::accounting::{Next, OrderState, Outcome};
+use crate::intake::{EnqueueReport, NewOrder, OrderKey, OrderSink, SinkError};
+use crate::metrics::{Ledger, Metrics, SeriesKey};
+use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use store::{Store, StoreError, StoredOrder};
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands batched into one transaction at most.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the tracker has stopped")]
+    Stopped,
+}
+
+/// Tracker settings.
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    /// Share of orders tracked, 0 < ratio ≤ 1, decided by a hash of the order key.
+    pub sampling_ratio: f64,
+    /// First poll after submit.
+    pub first_delay: Duration,
+    /// How long keys of finished orders are remembered to reject late duplicates.
+    pub dedupe_window: Duration,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            sampling_ratio: 1.0,
+            first_delay: Duration::seconds(5),
+            dedupe_window: Duration::hours(24),
+        }
+    }
+}
+
+/// Pending-order statistics for the backlog gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub pending: u64,
+    pub oldest_created: Option<DateTime<Utc>>,
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+/// A due order handed to the poller.
+pub type DueOrder = StoredOrder;
+
+enum Cmd {
+    Enqueue {
+        orders: Vec<NewOrder>,
+        now: DateTime<Utc>,
+        reply: oneshot::Sender<Result<EnqueueReport, TrackerError>>,
+    },
+    Apply {
+        key: OrderKey,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+        reply: oneshot::Sender<Result<(), TrackerError>>,
+    },
+    Due {
+        now: DateTime<Utc>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<DueOrder>, TrackerError>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Result<Stats, TrackerError>>,
+    },
+}
+
+/// Handle to the tracker's writer thread.
+#[derive(Clone)]
+pub struct Tracker {
+    tx: mpsc::Sender<Cmd>,
+    metrics: Arc<Metrics>,
+    clock: crate::clock::SharedClock,
+}
+
+/// Whether an order key falls inside the sample. Deterministic across restarts and replicas.
+pub fn sampled_in(key: &OrderKey, ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    let h = xxhash_rust::xxh3::xxh3_64(store::key_string(key).as_bytes());
+    (h as f64 / u64::MAX as f64) < ratio
+}
+
+impl Tracker {
+    /// Starts the writer thread over an opened store whose ledger `metrics` was built from.
+    pub fn start(
+        store: Store,
+        metrics: Arc<Metrics>,
+        cfg: TrackerConfig,
+        clock: crate::clock::SharedClock,
+    ) -> Tracker {
+        let (tx, rx) = mpsc::channel(4096);
+        let ledger = metrics.ledger.clone();
+        std::thread::Builder::new()
+            .name("tracker-writer".into())
+            .spawn(move || writer(store, ledger, cfg, rx))
+            .expect("spawning the tracker thread");
+        Tracker { tx, metrics, clock }
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, TrackerError>>) -> Cmd,
+    ) -> Result<T, TrackerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| TrackerError::Stopped)?;
+        rx.await.map_err(|_| TrackerError::Stopped)?
+    }
+
+    /// Stores new orders durably; returns once they are committed.
+    pub async fn enqueue(&self, orders: Vec<NewOrder>) -> Result<EnqueueReport, TrackerError> {
+        let now = self.clock.now();
+        let report = self
+            .call(|reply| Cmd::Enqueue { orders, now, reply })
+            .await?;
+        self.metrics.rejected("duplicate", report.duplicates as u64);
+        self.metrics
+            .rejected("sampled_out", report.sampled_out as u64);
+        Ok(report)
+    }
+
+    /// Commits one poll's outcome: new state (or forgetting) and its metric updates together.
+    pub async fn apply(&self, key: OrderKey, outcome: Outcome) -> Result<(), TrackerError> {
+        let now = self.clock.now();
+        self.call(|reply| Cmd::Apply {
+            key,
+            outcome,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    /// Orders whose poll is due at `now`, earliest first.
+    pub async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueOrder>, TrackerError> {
+        self.call(|reply| Cmd::Due { now, limit, reply }).await
+    }
+
+    pub async fn stats(&self) -> Result<Stats, TrackerError> {
+        self.call(|reply| Cmd::Stats { reply }).await
+    }
+}
+
+impl OrderSink for Tracker {
+    fn enqueue(
+        &self,
+        orders: Vec<NewOrder>,
+    ) -> BoxFuture<'static, Result<EnqueueReport, SinkError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            Tracker::enqueue(&this, orders).await.map_err(|e| match e {
+                TrackerError::Stopped => SinkError::ShuttingDown,
+                other => SinkError::Unavailable(other.to_string()),
+            })
+        })
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn writer(
+    mut store: Store,
+    ledger: Arc<RwLock<Ledger>>,
+    cfg: TrackerConfig,
+    mut rx: mpsc::Receiver<Cmd>,
+) {
+    let mut last_prune: Option<i64> = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => batch.push(cmd),
+                Err(_) => break,
+            }
+        }
+        let (writes, reads): (Vec<Cmd>, Vec<Cmd>) = batch
+            .into_iter()
+            .partition(|c| matches!(c, Cmd::Enqueue { .. } | Cmd::Apply { .. }));
+        if !writes.is_empty() {
+            let now = writes
+                .iter()
+                .map(|c| match c {
+                    Cmd::Enqueue { now, .. } | Cmd::Apply { now, .. } => ms(*now),
+                    _ => i64::MIN,
+                })
+                .max()
+                .unwrap_or(0);
+            let prune = (last_prune.is_none_or(|at| now.saturating_sub(at) > 60_000)).then(|| {
+                last_prune = Some(now);
+                now - cfg.dedupe_window.num_milliseconds()
+            });
+            write_batch(&mut store, &ledger, &cfg, writes, prune);
+        }
+        for cmd in reads {
+            match cmd {
+                Cmd::Due { now, limit, reply } => {
+                    let _ = reply.send(store.due(ms(now), limit).map_err(Into::into));
+                }
+                Cmd::Stats { reply } => {
+                    let stats = store.stats().and_then(|(pending, oldest)| {
+                        Ok(Stats {
+                            pending,
+                            oldest_created: oldest.and_then(|s| DateTime::from_timestamp(s, 0)),
+                            next_due: store.next_due()?.and_then(DateTime::from_timestamp_millis),
+                        })
+                    });
+                    let _ = reply.send(stats.map_err(Into::into));
+                }
+                _ => unreachable!("partitioned above"),
+            }
+        }
+    }
+}
+
+enum Reply {
+    Enqueue(
+        oneshot::Sender<Result<EnqueueReport, TrackerError>>,
+        EnqueueReport,
+    ),
+    Apply(oneshot::Sender<Result<(), TrackerError>>),
+}
+
+fn write_batch(
+    store: &mut Store,
+    ledger: &Arc<RwLock<Ledger>>,
+    cfg: &TrackerConfig,
+    writes: Vec<Cmd>,
+    prune_before: Option<i64>,
+) {
+    let mut replies = Vec::with_capacity(writes.len());
+    let mut touched: BTreeSet<SeriesKey> = BTreeSet::new();
+    let result = (|| -> Result<(), StoreError> {
+        let tx = store.transaction()?;
+        for cmd in writes {
+            match cmd {
+                Cmd::Enqueue { orders, now, reply } => {
+                    let mut report = EnqueueReport::default();
+                    for o in orders {
+                        if !sampled_in(&o.key, cfg.sampling_ratio) {
+                            report.sampled_out += 1;
+                            continue;
+                        }
+                        let created = o.submitted_at.unwrap_or(now).min(now);
+                        let app = match &o.key {
+                            OrderKey::Order { app_id, .. } => app_id.as_str(),
+                            OrderKey::Verification { .. } => "unknown",
+                        };
+                        let state = OrderState::new(app, o.flow_id, created);
+                        let first = (created + cfg.first_delay).max(now);
+                        if tx.insert_order(&o.key, &state, ms(first))? {
+                            report.accepted += 1;
+                        } else {
+                            report.duplicates += 1;
+                        }
+                    }
+                    replies.push(Reply::Enqueue(reply, report));
+                }
+                Cmd::Apply {
+                    key,
+                    outcome,
+                    now,
+                    reply,
+                } => {
+                    match outcome.next {
+                        Next::PollAt(at) => tx.update_order(&key, &outcome.state, ms(at))?,
+                        Next::Forget => tx.forget_order(&key, ms(now))?,
+                    }
+                    if !outcome.updates.is_empty() {
+                        let mut l = ledger.write().unwrap_or_else(|e| e.into_inner());
+                        touched.extend(l.apply(&outcome.updates));
+                    }
+                    replies.push(Reply::Apply(reply));
+                }
+                _ => {}
+            }
+        }
+        {
+            let l = ledger.read().unwrap_or_else(|e| e.into_inner());
+            for k in &touched {
+                if let Some(v) = l.get(k) {
+                    tx.put_series(k, v)?;
+                }
+            }
+        }
+        if let Some(before) = prune_before {
+            tx.prune_forgotten(before)?;
+        }
+        tx.commit()
+    })();
+    match result {
+        Ok(()) => {
+            for r in replies {
+                match r {
+                    Reply::Enqueue(tx, report) => {
+                        let _ = tx.send(Ok(report));
+                    }
+                    Reply::Apply(tx) => {
+                        let _ = tx.send(Ok(()));
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store transaction failed; nothing in it was acknowledged");
+            // Memory may be ahead of disk now: the disk is the truth, reload it.
+            if !touched.is_empty() {
+                match store.load_ledger() {
+                    Ok(fresh) => *ledger.write().unwrap_or_else(|e| e.into_inner()) = fresh,
+                    Err(e) => tracing::error!(error = %e, "reloading the ledger failed"),
+                }
+            }
+            let msg = e.to_string();
+            for r in replies {
+                let err = || TrackerError::Store(StoreError::Corrupt(msg.clone()));
+                match r {
+                    Reply::Enqueue(tx, _) => {
+                        let _ = tx.send(Err(err()));
+                    }
+                    Reply::Apply(tx) => {
+                        let _ = tx.send(Err(err()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::metrics::Update;
+
+    fn order(i: usize) -> NewOrder {
+        NewOrder {
+            key: OrderKey::Order {
+                app_id: "app1".into(),
+                order_id: format!("o{i}"),
+            },
+            flow_id: None,
+            submitted_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn enqueue_dedupes_and_due_follows_first_delay() {
+        let clock = ManualClock::new(DateTime::from_timestamp(1_700_000_000, 0).unwrap());
+        let metrics = Arc::new(Metrics::new(Ledger::new(), "t", "t"));
+        let tracker = Tracker::start(
+            Store::in_memory().unwrap(),
+            metrics,
+            TrackerConfig::default(),
+            Arc::new(clock.clone()),
+        );
+        let r = tracker
+            .enqueue(vec![order(1), order(2), order(1)])
+            .await
+            .unwrap();
+        assert_eq!((r.accepted, r.duplicates), (2, 1));
+        assert!(tracker.due(clock.now(), 10).await.unwrap().is_empty());
+        let due = tracker
+            .due(clock.now() + Duration::seconds(5), 10)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 2);
+        let outcome = Outcome {
+            state: due[0].state.clone(),
+            updates: vec![Update::order("app1", "none", "ID", "delivered")],
+            next: Next::Forget,
+        };
+        tracker.apply(due[0].key.clone(), outcome).await.unwrap();
+        let stats = tracker.stats().await.unwrap();
+        assert_eq!(stats.pending, 1);
+        let r = tracker
+            .enqueue(
+                vec![due[0].key.clone()]
+                    .into_iter()
+                    .map(|key| NewOrder {
+                        key,
+                        flow_id: None,
+                        submitted_at: None,
+                    })
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.duplicates, 1,
+            "a finished order resubmitted is still a duplicate"
+        );
+    }
+
+    #[test]
+    fn sampling_is_deterministic_and_close_to_ratio() {
+        let n = (0..20_000)
+            .filter(|i| sampled_in(&order(*i).key, 0.25))
+            .count();
+        assert!((4_500..5_500).contains(&n), "{n}");
+        assert_eq!(
+            sampled_in(&order(7).key, 0.25),
+            sampled_in(&order(7).key, 0.25)
+        );
+        assert!(sampled_in(&order(7).key, 1.0));
+    }
+}
