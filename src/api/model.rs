@@ -498,7 +498,7 @@ pub fn parse_time_str(s: &str) -> Option<DateTime<FixedOffset>> {
 
 fn epoch_to_time(n: i64) -> Option<DateTime<FixedOffset>> {
     // 13 digits and more are milliseconds; seconds would be past year 5000.
-    let t = if n.abs() >= 100_000_000_000 {
+    let t = if n.unsigned_abs() >= 100_000_000_000 {
         DateTime::<Utc>::from_timestamp_millis(n)
     } else {
         DateTime::<Utc>::from_timestamp(n, 0)
