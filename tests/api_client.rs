@@ -590,3 +590,21 @@ async fn refused_connection_is_retried_then_reported() {
     assert_eq!(rec.labels(), ["connect", "connect"]);
     assert_eq!(client.clock_skew(), None);
 }
+
+#[tokio::test]
+async fn a_single_attempt_still_learns_the_skew_from_a_minus_16() {
+    let (mock, addr) = start_mock().await;
+    let behind: SharedClock = Arc::new(OffsetClock {
+        inner: clock::system(),
+        offset: chrono::Duration::seconds(-1000),
+    });
+    let cfg = ClientConfig {
+        max_attempts: 1,
+        ..config(addr)
+    };
+    let (client, rec) = client_with(cfg, SECRET, behind);
+    assert!(client.balance().await.unwrap_err().is_timestamp_expired());
+    client.balance().await.unwrap();
+    assert_eq!(mock.requests(), 2);
+    assert_eq!(rec.labels(), ["-16", "0"]);
+}

@@ -505,29 +505,34 @@ impl Client {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
+            // A -16 teaches the skew even when no attempt is left, so the next call is right.
+            let skew_corrected = match measured_skew {
+                Some(skew) if err.is_timestamp_expired() => {
+                    self.inner
+                        .skew
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .correction = -skew;
+                    true
+                }
+                _ => false,
+            };
             if attempt >= inner.max_attempts {
                 tracing::debug!(endpoint = endpoint.as_str(), attempt, status = %label, "API call failed, no attempts left");
                 return Err(err);
             }
             if err.is_timestamp_expired() {
-                match measured_skew {
-                    Some(skew) if !skew_retry_done => {
-                        skew_retry_done = true;
-                        self.inner
-                            .skew
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .correction = -skew;
-                        tracing::warn!(
-                            endpoint = endpoint.as_str(),
-                            attempt,
-                            skew_seconds = skew,
-                            "timestamp rejected (-16): correcting by the server's Date header and retrying"
-                        );
-                        continue;
-                    }
-                    _ => return Err(err),
+                if skew_corrected && !skew_retry_done {
+                    skew_retry_done = true;
+                    tracing::warn!(
+                        endpoint = endpoint.as_str(),
+                        attempt,
+                        skew_seconds = measured_skew.unwrap_or_default(),
+                        "timestamp rejected (-16): corrected by the server's Date header, retrying"
+                    );
+                    continue;
                 }
+                return Err(err);
             }
             let may_resend = endpoint.is_idempotent() || err.request_surely_not_processed();
             if !(err.is_retryable() && may_resend) {
