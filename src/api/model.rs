@@ -49,7 +49,7 @@ pub struct OrderRecord {
     #[serde(default, deserialize_with = "de_one_or_many")]
     pub call: Vec<CallAttempt>,
     /// Element fields are undocumented; kept raw so at least their count is known.
-    #[serde(default, deserialize_with = "de_one_or_many")]
+    #[serde(default, deserialize_with = "de_raw_list")]
     pub sna: Vec<Value>,
 }
 
@@ -156,43 +156,98 @@ impl SmsAttempt {
 
 /// One voice-call attempt.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "CallAttemptWire")]
 pub struct CallAttempt {
-    #[serde(default, deserialize_with = "de_opt_i64")]
     pub termination_code: Option<i64>,
-    #[serde(default, deserialize_with = "de_opt_string")]
     pub termination_reason: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_time")]
     pub submit_time: Option<DateTime<FixedOffset>>,
-    #[serde(default, deserialize_with = "de_opt_time")]
     pub call_time: Option<DateTime<FixedOffset>>,
-    #[serde(default, deserialize_with = "de_opt_time")]
     pub ringing_time: Option<DateTime<FixedOffset>>,
-    #[serde(default, deserialize_with = "de_opt_time")]
     pub answer_time: Option<DateTime<FixedOffset>>,
-    #[serde(default, deserialize_with = "de_opt_time")]
     pub hangup_time: Option<DateTime<FixedOffset>>,
-    #[serde(default, deserialize_with = "de_opt_i64")]
     pub call_duration: Option<i64>,
-    #[serde(default, deserialize_with = "de_opt_i64")]
     pub charged_duration: Option<i64>,
-    #[serde(default, deserialize_with = "de_opt_string")]
     pub display_num: Option<String>,
     /// `billPeriodstring` in the docs (a typo of `billPeriod` + type); both keys accepted.
-    #[serde(
-        default,
-        alias = "billPeriodstring",
-        alias = "billPeriodString",
-        deserialize_with = "de_opt_string"
-    )]
     pub bill_period: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_string")]
     pub code: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_decimal")]
     pub rate: Option<Decimal>,
     /// `cost` on the CN page, `costEur` on the EN one; both accepted.
-    #[serde(default, alias = "costEur", deserialize_with = "de_opt_decimal")]
     pub cost: Option<Decimal>,
+}
+
+/// The call object as it comes over the wire. The synonym keys are separate fields (not serde
+/// aliases) because a reply carrying both `cost` and `costEur` would otherwise fail as a
+/// "duplicate field" and the whole attempt would be dropped.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CallAttemptWire {
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    termination_code: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    termination_reason: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    submit_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    call_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    ringing_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    answer_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    hangup_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    call_duration: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    charged_duration: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    display_num: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    bill_period: Option<String>,
+    #[serde(
+        default,
+        rename = "billPeriodstring",
+        deserialize_with = "de_opt_string"
+    )]
+    bill_period_lower: Option<String>,
+    #[serde(
+        default,
+        rename = "billPeriodString",
+        deserialize_with = "de_opt_string"
+    )]
+    bill_period_upper: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    code: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_decimal")]
+    rate: Option<Decimal>,
+    #[serde(default, deserialize_with = "de_opt_decimal")]
+    cost: Option<Decimal>,
+    #[serde(default, deserialize_with = "de_opt_decimal")]
+    cost_eur: Option<Decimal>,
+}
+
+impl From<CallAttemptWire> for CallAttempt {
+    fn from(w: CallAttemptWire) -> Self {
+        CallAttempt {
+            termination_code: w.termination_code,
+            termination_reason: w.termination_reason,
+            submit_time: w.submit_time,
+            call_time: w.call_time,
+            ringing_time: w.ringing_time,
+            answer_time: w.answer_time,
+            hangup_time: w.hangup_time,
+            call_duration: w.call_duration,
+            charged_duration: w.charged_duration,
+            display_num: w.display_num,
+            bill_period: w
+                .bill_period
+                .or(w.bill_period_lower)
+                .or(w.bill_period_upper),
+            code: w.code,
+            rate: w.rate,
+            cost: w.cost.or(w.cost_eur),
+        }
+    }
 }
 
 impl CallAttempt {
@@ -274,6 +329,81 @@ pub struct VerifyResult {
     pub channel: Option<String>,
     #[serde(default, deserialize_with = "de_opt_matched")]
     pub matched: Option<Matched>,
+}
+
+/// App (verification application) details (§3.1). The agent does not call the app endpoints;
+/// the model exists for the simulator and to pin the documented shape.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfo {
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub app_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub name: Option<String>,
+    /// Minutes.
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub code_expiry: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_time")]
+    pub create_time: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "de_lenient_opt")]
+    pub period_total_send_limit: Option<PeriodLimit>,
+    #[serde(default, deserialize_with = "de_lenient_opt")]
+    pub period_phone_send_limit: Option<PeriodLimit>,
+}
+
+/// `periodTotalSendLimit` / `periodPhoneSendLimit` of an app.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeriodLimit {
+    #[serde(default, deserialize_with = "de_bool")]
+    pub enabled: bool,
+    /// 1 day, 2 hour, 3 minute, 4 second.
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub unit: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub period: Option<i64>,
+    /// Up to 10^10: 64-bit.
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub limit: Option<i64>,
+}
+
+/// An OTP message template (§3.2).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub template_id: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub app_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub text: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub code_type: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub code_length: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub speech_rate: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub language: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub max_duration: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub repeat_cnt: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub sender_id: Option<String>,
+}
+
+/// A `data` value that may be one object or an array of them (template list, flow list): always
+/// a list. Elements that do not parse are skipped.
+pub fn one_or_many<T: DeserializeOwned>(data: Value) -> Vec<T> {
+    #[derive(Deserialize)]
+    #[serde(bound(deserialize = "T: DeserializeOwned"))]
+    struct Wrap<T>(#[serde(deserialize_with = "de_one_or_many")] Vec<T>);
+    serde_json::from_value::<Wrap<T>>(data)
+        .map(|w| w.0)
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,7 +498,7 @@ pub fn parse_time_str(s: &str) -> Option<DateTime<FixedOffset>> {
 
 fn epoch_to_time(n: i64) -> Option<DateTime<FixedOffset>> {
     // 13 digits and more are milliseconds; seconds would be past year 5000.
-    let t = if n.abs() >= 100_000_000_000 {
+    let t = if n.unsigned_abs() >= 100_000_000_000 {
         DateTime::<Utc>::from_timestamp_millis(n)
     } else {
         DateTime::<Utc>::from_timestamp(n, 0)
@@ -417,6 +547,28 @@ fn de_opt_matched<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Matched>, D:
     Ok(value_to_i64(&Value::deserialize(d)?).map(Matched::from_code))
 }
 
+fn de_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => b,
+        Value::Number(n) => n.as_i64() == Some(1),
+        Value::String(s) => matches!(s.trim(), "true" | "1"),
+        _ => false,
+    })
+}
+
+/// A nested object that is null or fails to parse becomes `None` instead of failing the parent.
+fn de_lenient_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    Ok(serde_json::from_value(v).ok())
+}
+
 /// A nested object that fails to parse becomes its default instead of failing the parent.
 fn de_lenient<'de, D, T>(d: D) -> Result<T, D::Error>
 where
@@ -428,25 +580,39 @@ where
 }
 
 /// Object → one-element list, array → list (elements that fail to parse are skipped), null →
-/// empty.
+/// empty. Empty objects (`{}` or all-null fields, as a record may carry for a channel that was
+/// never used) and non-objects are skipped: they are not attempts, and an all-`None` attempt would
+/// look "in progress" forever.
 fn de_one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: DeserializeOwned,
 {
+    fn parse_item<T: DeserializeOwned>(item: Value) -> Option<T> {
+        match &item {
+            Value::Object(map) if map.values().all(Value::is_null) => None,
+            Value::Object(_) => serde_json::from_value(item).ok(),
+            _ => None,
+        }
+    }
     let v = Value::deserialize(d)?;
     Ok(match v {
-        Value::Array(items) => items
-            .into_iter()
-            .filter_map(|item| serde_json::from_value(item).ok())
-            .collect(),
-        Value::Null => Vec::new(),
-        other => serde_json::from_value(other).ok().into_iter().collect(),
+        Value::Array(items) => items.into_iter().filter_map(parse_item).collect(),
+        other => parse_item(other).into_iter().collect(),
     })
 }
 
-/// `data` that is missing, null or of an unexpected shape → None; the caller decides whether a
-/// success without data is an error.
+/// Array → its non-null elements, null → empty, anything else → a one-element list.
+fn de_raw_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => items.into_iter().filter(|v| !v.is_null()).collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    })
+}
+
+/// `data` that is missing or null → None (the caller decides whether a success without data is
+/// an error); `data` of the wrong shape is an error, which the client reports as a decode error.
 fn de_opt_data<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
