@@ -17,4 +17,5 @@ pub mod clock;
 pub mod country;
 pub mod intake;
 pub mod metrics;
+pub mod poller;
 pub mod tracker;

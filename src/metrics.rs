@@ -846,6 +846,24 @@ impl Metrics {
     }
 }
 
+impl crate::api::ApiObserver for Metrics {
+    fn on_request(
+        &self,
+        endpoint: crate::api::Endpoint,
+        status_label: &str,
+        up: bool,
+        elapsed: std::time::Duration,
+    ) {
+        self.record_api_request(endpoint.as_str(), status_label, up, elapsed.as_secs_f64());
+    }
+
+    fn on_clock_skew(&self, seconds: f64) {
+        if seconds.is_finite() {
+            self.op.clock_skew.set(seconds);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,10 +22,7 @@ pub struct FlowCatalogHandle {
 
 impl FlowCatalogHandle {
     pub fn snapshot(&self) -> Arc<FlowCatalog> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn replace(&self, flows: FlowCatalog) {
@@ -57,7 +54,9 @@ impl CatalogPoller {
                 self.flows
                     .replace(list.into_iter().map(|f| (f.flow_id, f)).collect());
             }
-            Err(e) => tracing::warn!(status = %e.status_label(), error = %e, "flow/list failed; keeping the previous catalog"),
+            Err(e) => {
+                tracing::warn!(status = %e.status_label(), error = %e, "flow/list failed; keeping the previous catalog")
+            }
         }
     }
 
@@ -65,7 +64,11 @@ impl CatalogPoller {
     pub async fn refresh_balance(&self) {
         match self.client.balance().await {
             Ok(b) => {
-                for (kind, value) in [("balance", b.balance), ("gift", b.gift), ("credit", b.credit)] {
+                for (kind, value) in [
+                    ("balance", b.balance),
+                    ("gift", b.gift),
+                    ("credit", b.credit),
+                ] {
                     if let Some(v) = value.and_then(|d| d.to_f64()) {
                         self.metrics
                             .op
