@@ -13,6 +13,14 @@
 //! - `http`: routes, authentication, chaos injection and reply envelopes;
 //! - `config`: [`SimConfig`], [`Scenario`], [`Chaos`] and the CLI flags [`SimArgs`].
 //!
+//! Semantics chosen where the vendor is silent: a flow node's trigger is evaluated exactly
+//! `waitingTime` s after its attempt started (status 1: a failure report has arrived by then;
+//! status 2: the code is not verified by then); a flow stops early once the balance is ≤ 0. An
+//! SMS is charged its `pay` at submit, a call its `cost` at hang-up, so the balance always fell
+//! by exactly the `pay`/`cost` the records show. Chaos faults (timeout, HTTP 500/503) hit before
+//! authentication, `-18` after it, and a malformed body is a processed request whose reply was
+//! cut. Scenario faults (`api-degraded`) add to the [`Chaos`] knobs rather than replace them.
+//!
 //! Not modelled: apps, templates (any `templateId` is accepted, the code is 6 digits), resend,
 //! the `sna` channel (`-22`), backfill calls, send limits (`-27`/`-28`), code expiry, IP
 //! allow-lists, and push reports.
