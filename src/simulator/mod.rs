@@ -35,7 +35,10 @@ pub use config::{
     parse_operator, Chaos, Scenario, SimArgs, SimConfig, SimError, CHAOS_TIMEOUT_HANG,
     DEFAULT_INITIAL_BALANCE, DEFAULT_TIMESTAMP_WINDOW, DEMO_API_KEY, DEMO_API_SECRET,
 };
-pub use presets::{random_receiver, CountryPreset, OperatorPreset, COUNTRIES};
+pub use presets::{
+    country_of, operator_of, preset_flows, random_receiver, CallFailure, Channel, CountryPreset,
+    Flow, FlowNode, OperatorPreset, CALL_FAILURES, COUNTRIES,
+};
 
 use crate::clock::SharedClock;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
