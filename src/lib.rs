@@ -18,4 +18,5 @@ pub mod country;
 pub mod intake;
 pub mod metrics;
 pub mod poller;
+pub mod simulator;
 pub mod tracker;
