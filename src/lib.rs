@@ -15,6 +15,7 @@ pub mod accounting;
 pub mod api;
 pub mod clock;
 pub mod country;
+pub mod demo;
 pub mod intake;
 pub mod metrics;
 pub mod poller;
