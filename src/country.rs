@@ -269,14 +269,25 @@ pub fn from_number(number: &str) -> String {
     if digits.is_empty() || digits.len() > 17 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return UNKNOWN.to_string();
     }
-    match phonenumber::parse(None, format!("+{digits}")) {
-        Ok(n) => n
-            .country()
-            .id()
-            .map(|id| id.as_ref().to_string())
-            .unwrap_or_else(|| UNKNOWN.to_string()),
-        Err(_) => UNKNOWN.to_string(),
+    let Ok(n) = phonenumber::parse(None, format!("+{digits}")) else {
+        return UNKNOWN.to_string();
+    };
+    if let Some(id) = n.country().id() {
+        return id.as_ref().to_string();
     }
+    // Not a valid number of any region sharing the calling code (e.g. an unassigned +1 area
+    // code): attribute it to the code's main country rather than losing the country.
+    main_country_for_code(n.country().code()).unwrap_or_else(|| UNKNOWN.to_string())
+}
+
+fn main_country_for_code(code: u16) -> Option<String> {
+    let regions = phonenumber::metadata::DATABASE.by_code(&code)?;
+    regions
+        .iter()
+        .find(|m| m.is_main_country_for_code())
+        .or(regions.first())
+        .map(|m| m.id().to_string())
+        .filter(|id| id.len() == 2 && id.bytes().all(|b| b.is_ascii_uppercase()))
 }
 
 #[cfg(test)]
@@ -310,6 +321,8 @@ mod tests {
         assert_eq!(from_number("14165550123"), "CA");
         assert_eq!(from_number("12125550123"), "US");
         assert_eq!(from_number("998901234567"), "UZ");
+        // An unassigned +1 area code still belongs to the +1 plan's main country.
+        assert_eq!(from_number("10005550123"), "US");
         assert_eq!(from_number(""), UNKNOWN);
         assert_eq!(from_number("abc"), UNKNOWN);
         assert_eq!(from_number("999999999999999999999999"), UNKNOWN);

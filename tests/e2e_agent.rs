@@ -1,0 +1,390 @@
+//! End to end against the simulator with an injected clock: orders covering delivered, failed,
+//! fallback to call, rescue, unverified, not found, in-progress-then-done and
+//! verificationId-only are tracked until final, and every affected series is compared exactly
+//! with an oracle computed from the simulator's own records. Then the store is reopened and
+//! the restored metrics must be identical (nothing lost, nothing twice).
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::{parse_exposition, sum};
+use itniotech_exporter::accounting::Settings;
+use itniotech_exporter::api::model::{Matched, OrderRecord};
+use itniotech_exporter::api::{Client, ClientConfig, Credentials, NoopObserver, SendRequest};
+use itniotech_exporter::clock::{ManualClock, SharedClock};
+use itniotech_exporter::country;
+use itniotech_exporter::intake::{NewOrder, OrderKey};
+use itniotech_exporter::metrics::Metrics;
+use itniotech_exporter::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller};
+use itniotech_exporter::simulator::{
+    random_receiver, Chaos, SimConfig, Simulator, COUNTRIES, DEMO_API_KEY, DEMO_API_SECRET,
+};
+use itniotech_exporter::tracker::store::Store;
+use itniotech_exporter::tracker::{Tracker, TrackerConfig};
+use rand::{Rng, SeedableRng};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn client(
+    base: &str,
+    clock: SharedClock,
+    observer: Arc<dyn itniotech_exporter::api::ApiObserver>,
+) -> Client {
+    Client::new(
+        ClientConfig {
+            base_url: base.to_string(),
+            timeout: Duration::from_secs(5),
+            max_rps: 0.0,
+            max_attempts: 3,
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(5),
+        },
+        Credentials::new(DEMO_API_KEY, DEMO_API_SECRET),
+        clock,
+        observer,
+    )
+    .unwrap()
+}
+
+struct Agent {
+    metrics: Arc<Metrics>,
+    tracker: Tracker,
+    poller: OrderPoller,
+}
+
+async fn start_agent(dir: &std::path::Path, base: &str, clock: SharedClock) -> Agent {
+    let store = Store::open(dir).unwrap();
+    let ledger = store.load_ledger().unwrap();
+    let metrics = Arc::new(Metrics::new(ledger, "test", "test"));
+    let tracker = Tracker::start(
+        store,
+        metrics.clone(),
+        TrackerConfig::default(),
+        clock.clone(),
+    );
+    let api = client(base, clock.clone(), metrics.clone());
+    let flows = FlowCatalogHandle::default();
+    let catalog = CatalogPoller {
+        client: api.clone(),
+        metrics: metrics.clone(),
+        flows: flows.clone(),
+        currency: "USD".into(),
+    };
+    catalog.refresh_flows().await;
+    catalog.refresh_balance().await;
+    let poller = OrderPoller {
+        tracker: tracker.clone(),
+        client: api,
+        flows,
+        metrics: metrics.clone(),
+        settings: Settings::default(),
+        clock,
+        concurrency: 8,
+    };
+    Agent {
+        metrics,
+        tracker,
+        poller,
+    }
+}
+
+/// Ledger samples only (the OTP families), for before/after restart comparison.
+fn otp_samples(text: &str) -> Vec<common::Sample> {
+    parse_exposition(text)
+        .into_iter()
+        .filter(|s| s.name.starts_with("itniotech_otp_") && !s.name.contains("flow_"))
+        .collect()
+}
+
+#[derive(Default, Debug)]
+struct Oracle {
+    orders: BTreeMap<(String, String), f64>,
+    sms: BTreeMap<(String, String), f64>,
+    calls: f64,
+    fallbacks: f64,
+    verified: f64,
+    not_verified: f64,
+    cost_sms: Decimal,
+    cost_call: Decimal,
+}
+
+fn account(oracle: &mut Oracle, rec: &OrderRecord, receiver_country: &str) {
+    let delivered = rec.sms.iter().any(|s| s.status == Some(0))
+        || rec
+            .call
+            .iter()
+            .any(|c| c.termination_code == Some(0) && c.answer_time.is_some());
+    let verified = rec.verifications.matched == Matched::Verified;
+    let outcome = if delivered || verified {
+        "delivered"
+    } else {
+        "failed"
+    };
+    *oracle
+        .orders
+        .entry((receiver_country.to_string(), outcome.to_string()))
+        .or_default() += 1.0;
+    for s in &rec.sms {
+        let status = if s.status == Some(0) {
+            "delivered"
+        } else {
+            "failed"
+        };
+        let c = country::from_mcc(s.mcc.unwrap()).to_string();
+        *oracle.sms.entry((c, status.to_string())).or_default() += 1.0;
+        oracle.cost_sms += s.pay.unwrap_or_default();
+    }
+    for c in &rec.call {
+        oracle.calls += 1.0;
+        oracle.cost_call += c.cost.unwrap_or_default();
+    }
+    oracle.fallbacks += (rec.sms.len() + rec.call.len()).saturating_sub(1) as f64;
+    if verified {
+        oracle.verified += 1.0;
+    } else {
+        oracle.not_verified += 1.0;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_counted_exactly_once_and_survive_a_restart() {
+    let start: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+    let manual = ManualClock::new(start);
+    let clock: SharedClock = Arc::new(manual.clone());
+    let sim = Simulator::new(
+        SimConfig {
+            seed: 42,
+            virtual_users: false,
+            chaos: Chaos {
+                outage_country: Some("ID".into()),
+                ..Chaos::default()
+            },
+            ..SimConfig::default()
+        },
+        clock.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sim.clone().serve(listener));
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(dir.path(), &base, clock.clone()).await;
+    let gen = client(&base, clock.clone(), Arc::new(NoopObserver));
+
+    // Orders: ID is in an outage (SMS fail → flows fall back to calls), DE/BR/US deliver.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let country_by = |iso: &str| COUNTRIES.iter().find(|c| c.iso2 == iso).unwrap();
+    let mut sent: Vec<(OrderKey, String)> = Vec::new(); // key, receiver country
+    let mut new_orders = Vec::new();
+    let plan: Vec<(&str, Option<i64>, &str)> = [
+        ("DE", None, "sms"),
+        ("BR", None, "sms"),
+        ("US", Some(1), "sms"),
+        ("ID", Some(1), "sms"),
+        ("ID", Some(2), "sms"),
+        ("ID", Some(3), "sms"),
+        ("IN", Some(4), "sms"),
+        ("DE", None, "call"),
+    ]
+    .into_iter()
+    .cycle()
+    .take(64)
+    .collect();
+    for (i, (iso, flow, channel)) in plan.iter().enumerate() {
+        let to = random_receiver(country_by(iso), &mut rng);
+        let order_id = format!("e2e-{i}");
+        let res = gen
+            .send_rule(&SendRequest {
+                app_id: "e2eApp".into(),
+                template_id: None,
+                flow_id: *flow,
+                to: to.clone(),
+                channel: Some(channel.to_string()),
+                order_id: Some(order_id.clone()),
+                code: Some(format!("{:06}", rng.random_range(0..1_000_000))),
+            })
+            .await
+            .unwrap();
+        // Every 8th order without a flow is known only by its verificationId.
+        let key = if i % 16 == 0 {
+            OrderKey::Verification {
+                verification_id: res.verification_id,
+            }
+        } else {
+            OrderKey::Order {
+                app_id: "e2eApp".into(),
+                order_id,
+            }
+        };
+        sent.push((key.clone(), country::from_number(&to)));
+        new_orders.push(NewOrder {
+            key,
+            flow_id: *flow,
+            submitted_at: Some(clock.now()),
+        });
+    }
+    // One order that was never sent: not found.
+    new_orders.push(NewOrder {
+        key: OrderKey::Order {
+            app_id: "e2eApp".into(),
+            order_id: "never-sent".into(),
+        },
+        flow_id: None,
+        submitted_at: None,
+    });
+    let report = agent.tracker.enqueue(new_orders.clone()).await.unwrap();
+    assert_eq!(report.accepted, 65);
+    let dup = agent
+        .tracker
+        .enqueue(new_orders[..3].to_vec())
+        .await
+        .unwrap();
+    assert_eq!((dup.accepted, dup.duplicates), (0, 3));
+
+    // Run 20 simulated minutes, one second at a time; users verify as the simulator plans.
+    let mut saw_in_progress_then_done = false;
+    for _ in 0..1200 {
+        manual.advance(Duration::from_secs(1));
+        for a in sim.take_user_actions() {
+            let _ = gen.verify(&a.verification_id, &a.code).await;
+        }
+        agent.poller.run_due().await.unwrap();
+        if !saw_in_progress_then_done {
+            let text = agent.metrics.render();
+            let s = parse_exposition(&text);
+            // Orders pending while SMS are counted: attempts are counted before orders finalise.
+            if sum(&s, "itniotech_otp_sms_total", &[]) > 0.0
+                && sum(&s, "itniotech_otp_orders_total", &[]) < 65.0
+            {
+                saw_in_progress_then_done = true;
+            }
+        }
+    }
+    assert!(
+        saw_in_progress_then_done,
+        "attempts must be counted before their orders finalise"
+    );
+    let stats = agent.tracker.stats().await.unwrap();
+    assert_eq!(stats.pending, 0, "every order is final and forgotten");
+
+    // Oracle from the simulator's records, read with a separate client.
+    let mut oracle = Oracle::default();
+    for (key, receiver_country) in &sent {
+        let rec = match key {
+            OrderKey::Order { app_id, order_id } => gen.record_by_order_id(app_id, order_id).await,
+            OrderKey::Verification { verification_id } => {
+                gen.record_by_verification_id(verification_id).await
+            }
+        }
+        .unwrap()
+        .expect("record exists");
+        account(&mut oracle, &rec, receiver_country);
+    }
+    let text = agent.metrics.render();
+    let s = parse_exposition(&text);
+    for ((c, outcome), n) in &oracle.orders {
+        let got = sum(
+            &s,
+            "itniotech_otp_orders_total",
+            &[("country", c), ("outcome", outcome)],
+        );
+        assert_eq!(got, *n, "orders {c} {outcome}");
+    }
+    assert_eq!(
+        sum(
+            &s,
+            "itniotech_otp_orders_total",
+            &[("outcome", "not_found")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "itniotech_otp_orders_total",
+            &[("outcome", "unresolved")]
+        ),
+        0.0
+    );
+    assert_eq!(sum(&s, "itniotech_otp_orders_total", &[]), 65.0);
+    for ((c, status), n) in &oracle.sms {
+        let got = sum(
+            &s,
+            "itniotech_otp_sms_total",
+            &[("country", c), ("status", status)],
+        );
+        assert_eq!(got, *n, "sms {c} {status}");
+    }
+    assert_eq!(sum(&s, "itniotech_otp_calls_total", &[]), oracle.calls);
+    assert_eq!(
+        sum(&s, "itniotech_otp_fallbacks_total", &[]),
+        oracle.fallbacks
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "itniotech_otp_verifications_total",
+            &[("result", "verified")]
+        ),
+        oracle.verified
+    );
+    assert_eq!(
+        sum(&s, "itniotech_otp_verifications_total", &[]),
+        oracle.verified + oracle.not_verified + 0.0
+    );
+    let cost = |ch: &str| sum(&s, "itniotech_otp_cost_total", &[("channel", ch)]);
+    assert!((cost("sms") - oracle.cost_sms.to_f64().unwrap()).abs() < 1e-9);
+    assert!((cost("call") - oracle.cost_call.to_f64().unwrap()).abs() < 1e-9);
+    // Each case of the lifecycle happened.
+    assert!(
+        oracle
+            .orders
+            .get(&("ID".into(), "failed".into()))
+            .copied()
+            .unwrap_or(0.0)
+            > 0.0
+    );
+    assert!(
+        sum(
+            &s,
+            "itniotech_otp_fallbacks_total",
+            &[("from_channel", "sms"), ("to_channel", "call")]
+        ) > 0.0
+    );
+    assert!(
+        sum(
+            &s,
+            "itniotech_otp_fallback_rescues_total",
+            &[("to_channel", "call")]
+        ) > 0.0
+    );
+    assert!(oracle.not_verified > 0.0, "some users never verify");
+    assert!(
+        sum(
+            &s,
+            "itniotech_otp_sms_failures_total",
+            &[("reason", "undeliv")]
+        ) > 0.0
+    );
+    assert!(
+        sum(&s, "itniotech_otp_orders_total", &[("app_id", "unknown")]) > 0.0,
+        "verificationId-only orders"
+    );
+    assert!(sum(&s, "itniotech_otp_sms_delivery_seconds_count", &[]) > 0.0);
+    assert!(sum(&s, "itniotech_otp_order_verification_seconds_count", &[]) > 0.0);
+    assert!(sum(&s, "itniotech_account_balance", &[("kind", "balance")]) > 0.0);
+    assert_eq!(sum(&s, "itniotech_otp_flow_info", &[]), 4.0);
+
+    // Polling again changes nothing; a restart restores exactly the same OTP series.
+    manual.advance(Duration::from_secs(3600));
+    agent.poller.run_due().await.unwrap();
+    let before = otp_samples(&agent.metrics.render());
+    assert_eq!(before, otp_samples(&text));
+    drop(agent);
+    // The writer thread exits when the last handle is dropped; give it a moment to close.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = start_agent(dir.path(), &base, clock.clone()).await;
+    assert_eq!(otp_samples(&again.metrics.render()), before);
+}
