@@ -13,3 +13,6 @@
 
 pub mod api;
 pub mod clock;
+pub mod config;
+pub mod intake;
+pub mod server;
