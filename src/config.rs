@@ -35,7 +35,8 @@ use serde::Deserialize;
 
 use crate::server::RESERVED_PATHS;
 
-/// The exporter's default port (<https://github.com/prometheus/prometheus/wiki/Default-port-allocations> style: one fixed, documented port).
+/// The exporter's one fixed, documented default port (in the style of Prometheus' default port
+/// allocations).
 pub const DEFAULT_PORT: u16 = 9867;
 /// Default metrics path.
 pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
@@ -332,7 +333,11 @@ pub struct AgentArgs {
     #[arg(long = "api.base-url", value_name = "URL")]
     pub base_url: Option<String>,
     /// Maximum API requests per second [default: 10].
-    #[arg(long = "api.max-rps", value_name = "RPS")]
+    #[arg(
+        long = "api.max-rps",
+        value_name = "RPS",
+        allow_negative_numbers = true
+    )]
     pub max_rps: Option<f64>,
     /// Timeout of one API request attempt [default: 10s].
     #[arg(long = "api.timeout", value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -371,7 +376,11 @@ pub struct AgentArgs {
     #[arg(long = "balance.refresh-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub balance_refresh_interval: Option<Duration>,
     /// Share of orders to track, 0 < ratio <= 1 [default: 1].
-    #[arg(long = "sampling.ratio", value_name = "RATIO")]
+    #[arg(
+        long = "sampling.ratio",
+        value_name = "RATIO",
+        allow_negative_numbers = true
+    )]
     pub sampling_ratio: Option<f64>,
     /// File holding the bearer token required by the intake; no token when absent.
     #[arg(long = "intake.token-file", value_name = "PATH")]
