@@ -1,33 +1,929 @@
-//! TEMPORARY stub of the intake types (the real module lands from the web branch).
-use chrono::{DateTime, Utc};
+//! Intake: the wire format of `POST /api/v1/orders` and its validation.
+//!
+//! Pure: bytes in, typed orders (or one error naming the bad item) out; no I/O. The server
+//! ([`crate::server`]) owns HTTP, the tracker implements [`OrderSink`] to store what we parse.
+//!
+//! # Wire format
+//!
+//! The body is one of
+//! - a JSON object (one order),
+//! - a JSON array of objects,
+//! - NDJSON / JSON Lines: one object per line, blank lines ignored. Chosen by the content type
+//!   (`application/x-ndjson`, `application/jsonl`, `application/x-jsonlines`,
+//!   `application/jsonlines`) or detected when the body starts with `{` and holds more than one
+//!   top-level value. Any other content type (including none, or the
+//!   `application/x-www-form-urlencoded` that `curl -d` sends) is detected by content.
+//!
+//! Each item is `{"appId": "...", "orderId": "..."}` or `{"verificationId": "..."}`, with the
+//! optional `flowId` (integer or numeric string) and `submittedAt` (RFC 3339 string, or epoch
+//! seconds or milliseconds as a number; `null` means absent).
+//!
+//! # Validation
+//! - `appId`: 4–32 characters of `[A-Za-z0-9_-]`.
+//! - `orderId`: 1–64 characters, no control characters and no whitespace other than a space.
+//! - `verificationId`: a string of 1–32 ASCII digits (a JSON number is refused: the vendor's
+//!   ~20-digit ids exceed integer precision).
+//! - `flowId`: a non-negative 64-bit integer, as a JSON integer or a string of digits.
+//! - `submittedAt`: between 2000-01-01 and 2100-01-01; a number above 10¹¹ is milliseconds.
+//! - An item carrying both key forms is keyed by (`appId`, `orderId`); its `verificationId` must
+//!   still be valid but is otherwise ignored. `appId` without `orderId` (or the reverse) is an
+//!   error.
+//! - Unknown fields are rejected (typo protection, like serde's `deny_unknown_fields`).
+//! - An empty body, an empty array, or more than `max_items` items is an error.
+//! - Any invalid item rejects the whole request.
+//!
+//! Error messages name the item index (0-based), the line for multi-value bodies, and the field.
+//! They never echo a value from the body (which could be a phone number): only field names that
+//! look like identifiers (at most [`MAX_ECHO_CHARS`] characters) and lengths are shown.
 
+use chrono::{DateTime, TimeZone, Utc};
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+
+/// The identity of an order on the platform: how its record is fetched.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OrderKey {
+    /// Fetched with `POST /verification/orderId/record`.
     Order { app_id: String, order_id: String },
+    /// Fetched with `GET /verification/record/{verificationId}`.
     Verification { verification_id: String },
 }
+
+/// One validated order from the intake.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOrder {
     pub key: OrderKey,
+    /// The task flow the order was sent with, when the caller knows it.
     pub flow_id: Option<i64>,
+    /// When the caller submitted the order to the platform, when known.
     pub submitted_at: Option<DateTime<Utc>>,
 }
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+
+/// What the sink did with a batch of orders; returned to the HTTP client as JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EnqueueReport {
+    /// Newly tracked orders.
     pub accepted: usize,
+    /// Orders already tracked (acknowledged, not tracked twice).
     pub duplicates: usize,
+    /// Orders left out by sampling.
     pub sampled_out: usize,
 }
+
+/// Where parsed orders go: implemented by the tracker.
 pub trait OrderSink: Send + Sync + 'static {
+    /// Store `orders`. The future resolves only once they are durably committed.
     fn enqueue(
         &self,
         orders: Vec<NewOrder>,
-    ) -> futures::future::BoxFuture<'static, Result<EnqueueReport, SinkError>>;
+    ) -> BoxFuture<'static, Result<EnqueueReport, SinkError>>;
 }
+
+/// Why the sink could not take orders; the server answers 503 for both.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
     #[error("shutting down")]
     ShuttingDown,
+}
+
+/// Intake counters (`itniotech_exporter_orders_received_total{source}` and
+/// `itniotech_exporter_orders_rejected_total{reason}`), implemented by the metrics facade.
+pub trait IntakeObserver: Send + Sync + 'static {
+    fn received(&self, source: &str, n: u64);
+    fn rejected(&self, reason: &str, n: u64);
+}
+
+/// The longest value ever echoed in an error message (field names only; never field values).
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// A request that cannot be taken as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    /// No item at all: empty body, only whitespace, or an empty array.
+    #[error("empty request: expected a JSON object, a JSON array of objects, or NDJSON")]
+    Empty,
+    /// The body is not valid JSON (or NDJSON).
+    #[error("{}malformed JSON at line {line}, column {column}: {reason}", item_prefix(*.index, None))]
+    Malformed {
+        /// The item being read when the error was found, for multi-value bodies.
+        index: Option<usize>,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    /// More items than the configured maximum.
+    #[error("too many items: more than {max} in one request")]
+    TooMany {
+        max: usize,
+        /// Items counted before giving up (at least `max + 1`).
+        seen: usize,
+    },
+    /// One item is well-formed JSON but not a valid order.
+    #[error("{}{reason}", item_prefix(Some(*.index), *.line))]
+    Invalid {
+        /// 0-based position of the item in the request.
+        index: usize,
+        /// 1-based line where the item starts, for NDJSON / multi-value bodies.
+        line: Option<usize>,
+        /// The offending field, when one field is to blame.
+        field: Option<String>,
+        reason: String,
+        /// How many items the request held.
+        items: usize,
+    },
+}
+
+fn item_prefix(index: Option<usize>, line: Option<usize>) -> String {
+    match (index, line) {
+        (Some(i), Some(l)) => format!("item {i} (line {l}): "),
+        (Some(i), None) => format!("item {i}: "),
+        (None, _) => String::new(),
+    }
+}
+
+impl IntakeError {
+    /// The 0-based index of the offending item, when one is to blame.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            IntakeError::Malformed { index, .. } => *index,
+            IntakeError::Invalid { index, .. } => Some(*index),
+            IntakeError::Empty | IntakeError::TooMany { .. } => None,
+        }
+    }
+
+    /// The offending field, when one is to blame.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            IntakeError::Invalid { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The 1-based line of the offending item or syntax error, when known.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            IntakeError::Malformed { line, .. } => Some(*line),
+            IntakeError::Invalid { line, .. } => *line,
+            _ => None,
+        }
+    }
+
+    /// How many orders the rejected request carried, as far as known; at least 1 (for the
+    /// `rejected` counter).
+    pub fn rejected_items(&self) -> u64 {
+        let n = match self {
+            IntakeError::Invalid { items, .. } => *items,
+            IntakeError::TooMany { seen, .. } => *seen,
+            IntakeError::Malformed { index, .. } => index.map_or(1, |i| i + 1),
+            IntakeError::Empty => 1,
+        };
+        n.max(1) as u64
+    }
+}
+
+/// Content types that force NDJSON parsing (compared case-insensitively, parameters ignored).
+const NDJSON_TYPES: &[&str] = &[
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/jsonlines",
+];
+
+/// Parse and validate an intake body. See the module docs for the format and the rules.
+pub fn parse_orders(
+    content_type: Option<&str>,
+    body: &[u8],
+    max_items: usize,
+) -> Result<Vec<NewOrder>, IntakeError> {
+    let first = match body.iter().position(|b| !b.is_ascii_whitespace()) {
+        Some(pos) => body[pos],
+        None => return Err(IntakeError::Empty),
+    };
+    let ndjson = content_type.is_some_and(is_ndjson_type);
+    let values = if first == b'[' && !ndjson {
+        parse_array(body, max_items)?
+    } else {
+        parse_stream(body, max_items)?
+    };
+    if values.is_empty() {
+        return Err(IntakeError::Empty);
+    }
+    let items = values.len();
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(index, (value, line))| {
+            parse_item(value).map_err(|e| IntakeError::Invalid {
+                index,
+                line,
+                field: e.field.map(str::to_owned),
+                reason: e.reason,
+                items,
+            })
+        })
+        .collect()
+}
+
+fn is_ndjson_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    NDJSON_TYPES.iter().any(|t| t.eq_ignore_ascii_case(essence))
+}
+
+type Located = (Value, Option<usize>);
+
+fn parse_array(body: &[u8], max_items: usize) -> Result<Vec<Located>, IntakeError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| malformed(&e, None))?;
+    // A body whose first byte is '[' can only parse as an array; keep a total fallback anyway.
+    let items = match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    if items.len() > max_items {
+        return Err(IntakeError::TooMany {
+            max: max_items,
+            seen: items.len(),
+        });
+    }
+    Ok(items.into_iter().map(|v| (v, None)).collect())
+}
+
+/// One or more whitespace-separated top-level values (a single object, NDJSON, or concatenated
+/// JSON), each with the line it starts on.
+fn parse_stream(body: &[u8], max_items: usize) -> Result<Vec<Located>, IntakeError> {
+    let mut out = Vec::new();
+    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
+    let mut line = 1usize;
+    let mut scanned = 0usize; // bytes of `body` whose newlines are counted in `line`
+    loop {
+        // The next value starts at the first non-whitespace byte after the previous one.
+        let offset = stream.byte_offset();
+        let start = body[offset..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map_or(body.len(), |p| offset + p);
+        line += count_newlines(&body[scanned..start]);
+        scanned = start;
+        match stream.next() {
+            None => break,
+            Some(Ok(value)) => {
+                if out.len() == max_items {
+                    return Err(IntakeError::TooMany {
+                        max: max_items,
+                        seen: out.len() + 1,
+                    });
+                }
+                out.push((value, Some(line)));
+            }
+            Some(Err(e)) => return Err(malformed(&e, Some(out.len()))),
+        }
+    }
+    Ok(out)
+}
+
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// serde_json syntax errors never quote the input; drop the position suffix it appends so the
+/// position is reported once, in our own fields.
+fn malformed(e: &serde_json::Error, index: Option<usize>) -> IntakeError {
+    let mut reason = e.to_string();
+    if let Some(pos) = reason.rfind(" at line ") {
+        reason.truncate(pos);
+    }
+    reason = cap(&reason);
+    IntakeError::Malformed {
+        index,
+        line: e.line().max(1),
+        column: e.column(),
+        reason,
+    }
+}
+
+fn cap(s: &str) -> String {
+    s.chars().take(MAX_ECHO_CHARS).collect()
+}
+
+/// A problem with one item, before the item's position is attached.
+struct ItemError {
+    field: Option<&'static str>,
+    reason: String,
+}
+
+fn item_err(field: &'static str, reason: impl Into<String>) -> ItemError {
+    ItemError {
+        field: Some(field),
+        reason: format!("field `{field}` {}", reason.into()),
+    }
+}
+
+const FIELDS: &[&str] = &[
+    "appId",
+    "orderId",
+    "verificationId",
+    "flowId",
+    "submittedAt",
+];
+
+fn parse_item(value: Value) -> Result<NewOrder, ItemError> {
+    let Value::Object(map) = value else {
+        return Err(ItemError {
+            field: None,
+            reason: format!("expected a JSON object, found {}", kind(&value)),
+        });
+    };
+    if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ItemError {
+            field: None,
+            reason: format!(
+                "unknown field {} (expected appId, orderId, verificationId, flowId, submittedAt)",
+                describe_key(unknown)
+            ),
+        });
+    }
+    let app_id = opt_string(&map, "appId")?;
+    let order_id = opt_string(&map, "orderId")?;
+    let verification_id = opt_string(&map, "verificationId")?;
+
+    if let Some(v) = &app_id {
+        validate_app_id(v)?;
+    }
+    if let Some(v) = &order_id {
+        validate_order_id(v)?;
+    }
+    if let Some(v) = &verification_id {
+        validate_verification_id(v)?;
+    }
+    let key = match (app_id, order_id, verification_id) {
+        (Some(app_id), Some(order_id), _) => OrderKey::Order { app_id, order_id },
+        (Some(_), None, _) => return Err(item_err("orderId", "is required with `appId`")),
+        (None, Some(_), _) => return Err(item_err("appId", "is required with `orderId`")),
+        (None, None, Some(verification_id)) => OrderKey::Verification { verification_id },
+        (None, None, None) => {
+            return Err(ItemError {
+                field: None,
+                reason: "needs `appId` and `orderId`, or `verificationId`".to_owned(),
+            })
+        }
+    };
+    let flow_id = match map.get("flowId") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_flow_id(v)?),
+    };
+    let submitted_at = match map.get("submittedAt") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_submitted_at(v)?),
+    };
+    Ok(NewOrder {
+        key,
+        flow_id,
+        submitted_at,
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Name an unknown key only when it looks like an identifier (a typo of a field name); anything
+/// else (a phone number used as a key, say) is not echoed.
+fn describe_key(key: &str) -> String {
+    let identifier = !key.is_empty()
+        && key.chars().count() <= MAX_ECHO_CHARS
+        && key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    if identifier {
+        format!("`{key}`")
+    } else {
+        format!("(name not shown, {} characters)", key.chars().count())
+    }
+}
+
+fn opt_string(map: &Map<String, Value>, field: &'static str) -> Result<Option<String>, ItemError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(item_err(
+            field,
+            format!("must be a string, found {}", kind(other)),
+        )),
+    }
+}
+
+fn validate_app_id(v: &str) -> Result<(), ItemError> {
+    let n = v.chars().count();
+    if !(4..=32).contains(&n) {
+        return Err(item_err(
+            "appId",
+            format!("must be 4–32 characters (got {n})"),
+        ));
+    }
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(item_err("appId", "may only contain [A-Za-z0-9_-]"));
+    }
+    Ok(())
+}
+
+fn validate_order_id(v: &str) -> Result<(), ItemError> {
+    let n = v.chars().count();
+    if !(1..=64).contains(&n) {
+        return Err(item_err(
+            "orderId",
+            format!("must be 1–64 characters (got {n})"),
+        ));
+    }
+    if v.chars()
+        .any(|c| c.is_control() || (c.is_whitespace() && c != ' '))
+    {
+        return Err(item_err(
+            "orderId",
+            "must be printable (no control characters, tabs or line breaks)",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_verification_id(v: &str) -> Result<(), ItemError> {
+    let n = v.len();
+    if !(1..=32).contains(&n) || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(item_err(
+            "verificationId",
+            format!(
+                "must be 1–32 ASCII digits (got {} characters)",
+                v.chars().count()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_flow_id(v: &Value) -> Result<i64, ItemError> {
+    let parsed = match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<i64>().ok()
+        }
+        _ => None,
+    };
+    match parsed {
+        Some(id) if id >= 0 => Ok(id),
+        _ => Err(item_err(
+            "flowId",
+            "must be a non-negative integer or a string of digits",
+        )),
+    }
+}
+
+/// Epoch numbers above this are milliseconds (10¹¹ s is the year 5138).
+const MILLIS_THRESHOLD: f64 = 1e11;
+
+fn parse_submitted_at(v: &Value) -> Result<DateTime<Utc>, ItemError> {
+    let parsed = match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                item_err(
+                    "submittedAt",
+                    "must be an RFC 3339 timestamp (e.g. 2024-05-14T09:12:33Z) or epoch seconds/milliseconds",
+                )
+            })?,
+        Value::Number(n) => {
+            let x = n.as_f64().filter(|x| x.is_finite() && *x >= 0.0).ok_or_else(|| {
+                item_err("submittedAt", "must be a non-negative epoch number")
+            })?;
+            let millis = if x > MILLIS_THRESHOLD { x } else { x * 1000.0 };
+            // In range of i64 after the bounds check below; out-of-range values fail there.
+            if millis > 1e15 {
+                return Err(out_of_range());
+            }
+            Utc.timestamp_millis_opt(millis.round() as i64)
+                .single()
+                .ok_or_else(out_of_range)?
+        }
+        other => {
+            return Err(item_err(
+                "submittedAt",
+                format!("must be a string or a number, found {}", kind(other)),
+            ))
+        }
+    };
+    let lo = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
+    let hi = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap();
+    if parsed < lo || parsed >= hi {
+        return Err(out_of_range());
+    }
+    Ok(parsed)
+}
+
+fn out_of_range() -> ItemError {
+    item_err(
+        "submittedAt",
+        "is out of range (2000-01-01 to 2100-01-01; epoch seconds or milliseconds)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Vec<NewOrder>, IntakeError> {
+        parse_orders(Some("application/json"), body.as_bytes(), 100)
+    }
+
+    fn order(app: &str, id: &str) -> OrderKey {
+        OrderKey::Order {
+            app_id: app.into(),
+            order_id: id.into(),
+        }
+    }
+
+    fn invalid(body: &str) -> (usize, Option<String>, String) {
+        match parse(body) {
+            Err(e @ IntakeError::Invalid { .. }) => (
+                e.index().unwrap(),
+                e.field().map(str::to_owned),
+                e.to_string(),
+            ),
+            other => panic!("expected Invalid for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn single_object() {
+        let got = parse(r#"{"appId":"Qw7rT2kZ","orderId":"ord-1"}"#).unwrap();
+        assert_eq!(
+            got,
+            vec![NewOrder {
+                key: order("Qw7rT2kZ", "ord-1"),
+                flow_id: None,
+                submitted_at: None
+            }]
+        );
+    }
+
+    #[test]
+    fn pretty_printed_object_is_one_item() {
+        let got = parse("{\n  \"verificationId\": \"24051409123310000417\"\n}\n").unwrap();
+        assert_eq!(
+            got[0].key,
+            OrderKey::Verification {
+                verification_id: "24051409123310000417".into()
+            }
+        );
+    }
+
+    #[test]
+    fn array_of_objects() {
+        let got = parse(
+            r#"[{"appId":"Qw7rT2kZ","orderId":"a","flowId":7},
+                {"verificationId":"123","flowId":"8","submittedAt":"2024-05-14T09:12:33+08:00"}]"#,
+        )
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].flow_id, Some(7));
+        assert_eq!(got[1].flow_id, Some(8));
+        assert_eq!(
+            got[1].submitted_at,
+            Some(Utc.with_ymd_and_hms(2024, 5, 14, 1, 12, 33).unwrap())
+        );
+    }
+
+    #[test]
+    fn ndjson_by_content_and_by_type() {
+        let body = "{\"appId\":\"Qw7rT2kZ\",\"orderId\":\"a\"}\n\n{\"verificationId\":\"1\"}\r\n";
+        assert_eq!(parse(body).unwrap().len(), 2);
+        for ct in [
+            "application/x-ndjson",
+            "application/jsonl; charset=utf-8",
+            "Application/X-NDJSON",
+        ] {
+            assert_eq!(
+                parse_orders(Some(ct), body.as_bytes(), 10).unwrap().len(),
+                2
+            );
+        }
+        // A single object sent as NDJSON is fine too.
+        let one = parse_orders(
+            Some("application/x-ndjson"),
+            b"{\"verificationId\":\"1\"}",
+            10,
+        );
+        assert_eq!(one.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn ndjson_errors_name_item_and_line() {
+        let body = "{\"verificationId\":\"1\"}\n\n{\"verificationId\":\"x\"}\n";
+        let err = parse(body).unwrap_err();
+        assert_eq!(err.index(), Some(1));
+        assert_eq!(err.line(), Some(3));
+        assert_eq!(err.field(), Some("verificationId"));
+        assert!(
+            err.to_string()
+                .starts_with("item 1 (line 3): field `verificationId`"),
+            "{err}"
+        );
+
+        let err = parse("{\"verificationId\":\"1\"}\n{\"verificationId\":\n").unwrap_err();
+        match err {
+            IntakeError::Malformed { index, line, .. } => {
+                assert_eq!(index, Some(1));
+                assert_eq!(line, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = parse("{\"verificationId\":\"1\"}\n{oops}\n").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IntakeError::Malformed {
+                    line: 2,
+                    index: Some(1),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn ndjson_content_type_with_array_line_is_not_an_object() {
+        let err = parse_orders(
+            Some("application/x-ndjson"),
+            b"[{\"verificationId\":\"1\"}]",
+            10,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("expected a JSON object"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json() {
+        let err = parse("[{\"verificationId\": \"1\"},").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IntakeError::Malformed {
+                    index: None,
+                    line: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(parse("nope").is_err());
+        assert!(parse("[1] [2]").is_err(), "trailing values after an array");
+    }
+
+    #[test]
+    fn empty_bodies() {
+        for body in ["", "   \n\t", "[]", " [ ] "] {
+            assert_eq!(parse(body).unwrap_err(), IntakeError::Empty, "{body:?}");
+        }
+        assert_eq!(
+            parse_orders(Some("application/x-ndjson"), b"\n\n", 10).unwrap_err(),
+            IntakeError::Empty
+        );
+    }
+
+    #[test]
+    fn too_many_items() {
+        let item = r#"{"verificationId":"1"}"#;
+        let arr = format!("[{}]", [item; 4].join(","));
+        assert_eq!(
+            parse_orders(None, arr.as_bytes(), 3).unwrap_err(),
+            IntakeError::TooMany { max: 3, seen: 4 }
+        );
+        assert_eq!(parse_orders(None, arr.as_bytes(), 4).unwrap().len(), 4);
+        let nd = [item; 5].join("\n");
+        assert!(matches!(
+            parse_orders(None, nd.as_bytes(), 3).unwrap_err(),
+            IntakeError::TooMany { max: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn app_id_rules() {
+        for ok in ["abcd", "A_b-9", &"x".repeat(32)] {
+            assert!(
+                parse(&format!(r#"{{"appId":"{ok}","orderId":"1"}}"#)).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["abc", &"x".repeat(33), "ab cd", "abç d", "ab/cd", ""] {
+            let (i, field, _) = invalid(&format!(r#"{{"appId":"{bad}","orderId":"1"}}"#));
+            assert_eq!((i, field.as_deref()), (0, Some("appId")), "{bad}");
+        }
+        let (_, field, msg) = invalid(r#"{"appId":1234,"orderId":"1"}"#);
+        assert_eq!(field.as_deref(), Some("appId"));
+        assert!(msg.contains("must be a string"), "{msg}");
+    }
+
+    #[test]
+    fn order_id_rules() {
+        for ok in ["1", "ord 88231", "订单-1", &"é".repeat(64)] {
+            assert!(
+                parse(&format!(r#"{{"appId":"abcd","orderId":"{ok}"}}"#)).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "a\\u0000b",
+            "a\\tb",
+            "a\\nb",
+            "a\\u007fb",
+        ] {
+            let (_, field, _) = invalid(&format!(r#"{{"appId":"abcd","orderId":"{bad}"}}"#));
+            assert_eq!(field.as_deref(), Some("orderId"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn verification_id_rules() {
+        assert!(parse(&format!(r#"{{"verificationId":"{}"}}"#, "9".repeat(32))).is_ok());
+        for bad in [
+            r#""""#,
+            r#""12a""#,
+            r#"" 12""#,
+            r#""١٢""#,
+            &format!("\"{}\"", "1".repeat(33)),
+        ] {
+            let (_, field, _) = invalid(&format!(r#"{{"verificationId":{bad}}}"#));
+            assert_eq!(field.as_deref(), Some("verificationId"), "{bad}");
+        }
+        let (_, field, msg) = invalid(r#"{"verificationId":24051409123310000417}"#);
+        assert_eq!(field.as_deref(), Some("verificationId"));
+        assert!(msg.contains("must be a string"), "{msg}");
+    }
+
+    #[test]
+    fn key_forms() {
+        // Both forms: keyed by (appId, orderId).
+        let got = parse(r#"{"appId":"abcd","orderId":"o","verificationId":"1"}"#).unwrap();
+        assert_eq!(got[0].key, order("abcd", "o"));
+        // ... but the ignored verificationId must still be valid.
+        let (_, field, _) = invalid(r#"{"appId":"abcd","orderId":"o","verificationId":"x"}"#);
+        assert_eq!(field.as_deref(), Some("verificationId"));
+        let (_, field, _) = invalid(r#"{"appId":"abcd","verificationId":"1"}"#);
+        assert_eq!(field.as_deref(), Some("orderId"));
+        let (_, field, _) = invalid(r#"{"orderId":"o"}"#);
+        assert_eq!(field.as_deref(), Some("appId"));
+        let (_, field, msg) = invalid(r#"{"flowId":1}"#);
+        assert_eq!(field, None);
+        assert!(
+            msg.contains("needs `appId` and `orderId`, or `verificationId`"),
+            "{msg}"
+        );
+        // null is absent.
+        let got = parse(r#"{"appId":null,"orderId":null,"verificationId":"5","flowId":null,"submittedAt":null}"#)
+            .unwrap();
+        assert_eq!(got[0].flow_id, None);
+    }
+
+    #[test]
+    fn unknown_fields_rejected_and_named() {
+        let (_, _, msg) = invalid(r#"{"verificationId":"1","flowID":3}"#);
+        assert!(msg.contains("unknown field `flowID`"), "{msg}");
+        // A key that is not identifier-like is not echoed.
+        let (_, _, msg) = invalid(r#"{"verificationId":"1","+6281234567890":3}"#);
+        assert!(!msg.contains("6281234567890"), "{msg}");
+        assert!(msg.contains("name not shown"), "{msg}");
+    }
+
+    #[test]
+    fn items_must_be_objects() {
+        let (i, _, msg) = invalid(r#"[{"verificationId":"1"}, "6281234567890"]"#);
+        assert_eq!(i, 1);
+        assert!(
+            msg.contains("expected a JSON object, found a string"),
+            "{msg}"
+        );
+        assert!(!msg.contains("6281234567890"));
+        assert!(parse("42").is_err());
+    }
+
+    #[test]
+    fn flow_id_rules() {
+        for (raw, want) in [("7", 7), ("\"12\"", 12), ("0", 0)] {
+            let got = parse(&format!(r#"{{"verificationId":"1","flowId":{raw}}}"#)).unwrap();
+            assert_eq!(got[0].flow_id, Some(want));
+        }
+        for bad in [
+            "-1",
+            "1.5",
+            "\"\"",
+            "\"7a\"",
+            "\"-3\"",
+            "true",
+            "99999999999999999999",
+            "\"99999999999999999999\"",
+        ] {
+            let (_, field, _) = invalid(&format!(r#"{{"verificationId":"1","flowId":{bad}}}"#));
+            assert_eq!(field.as_deref(), Some("flowId"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn submitted_at_rules() {
+        let want = Utc.with_ymd_and_hms(2024, 5, 14, 1, 12, 33).unwrap();
+        for raw in [
+            "\"2024-05-14T01:12:33Z\"",
+            "1715649153",
+            "1715649153000",
+            "1715649153.0",
+        ] {
+            let got = parse(&format!(r#"{{"verificationId":"1","submittedAt":{raw}}}"#)).unwrap();
+            assert_eq!(got[0].submitted_at, Some(want), "{raw}");
+        }
+        let got = parse(r#"{"verificationId":"1","submittedAt":1715649153250}"#).unwrap();
+        assert_eq!(
+            got[0].submitted_at,
+            Some(want + chrono::Duration::milliseconds(250))
+        );
+        for bad in [
+            "\"yesterday\"",
+            "\"2024-05-14 01:12:33\"",
+            "-5",
+            "12",               // 1970
+            "1715649153000000", // microseconds
+            "1e300",
+            "[]",
+        ] {
+            let (_, field, _) =
+                invalid(&format!(r#"{{"verificationId":"1","submittedAt":{bad}}}"#));
+            assert_eq!(field.as_deref(), Some("submittedAt"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_bad_item_rejects_all_and_counts_items() {
+        let err =
+            parse(r#"[{"verificationId":"1"},{"verificationId":"2"},{"verificationId":"z"}]"#)
+                .unwrap_err();
+        assert_eq!(err.index(), Some(2));
+        assert_eq!(err.rejected_items(), 3);
+        assert_eq!(err.line(), None);
+    }
+
+    #[test]
+    fn messages_never_echo_values() {
+        let phone = "6281234567890";
+        let bodies = [
+            format!(r#"{{"appId":"{phone}{phone}{phone}","orderId":"1"}}"#),
+            format!(r#"{{"appId":"abcd","orderId":"{phone}\n"}}"#),
+            format!(r#"{{"verificationId":"+{phone}"}}"#),
+            format!(r#"{{"verificationId":"1","flowId":"{phone}x"}}"#),
+            format!(r#"{{"verificationId":"1","submittedAt":"{phone}"}}"#),
+            format!(r#"{{"verificationId":"1","{phone}":1}}"#),
+            format!(r#"[{{"verificationId":"{phone}"}}, {phone}]"#),
+            format!(r#"{{"verificationId":"{phone}" {phone}"#),
+        ];
+        for body in bodies {
+            let err = parse(&body).unwrap_err();
+            let msg = err.to_string();
+            assert!(!msg.contains(phone), "{msg}");
+            assert!(msg.len() < 300, "{msg}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            ndjson in proptest::prelude::any::<bool>(),
+            max in 0usize..8,
+        ) {
+            let ct = if ndjson { Some("application/x-ndjson") } else { None };
+            if let Err(e) = parse_orders(ct, &body, max) {
+                let _ = e.to_string();
+                proptest::prop_assert!(e.rejected_items() >= 1);
+            }
+        }
+
+        #[test]
+        fn json_shaped_input_never_panics(
+            body in r#"[\[\]{}",:0-9a-zA-Z \n\\-]{0,200}"#,
+            max in 0usize..8,
+        ) {
+            let _ = parse_orders(None, body.as_bytes(), max);
+            let _ = parse_orders(Some("application/x-ndjson"), body.as_bytes(), max);
+        }
+    }
 }

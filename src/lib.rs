@@ -14,10 +14,12 @@
 pub mod accounting;
 pub mod api;
 pub mod clock;
+pub mod config;
 pub mod country;
 pub mod demo;
 pub mod intake;
 pub mod metrics;
 pub mod poller;
+pub mod server;
 pub mod simulator;
 pub mod tracker;
