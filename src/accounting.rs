@@ -340,9 +340,16 @@ pub fn on_record(
     let expired = now - created >= cfg.max_age;
 
     let determinable = verified || any_delivered || (all_failed && !step_possible);
+    // A wrong code (matched 2) is not the end: users retype, so it is final only once the
+    // window in which they can still succeed has closed.
+    let settled = match matched {
+        Matched::Verified | Matched::Unknown => true,
+        Matched::Failed => now >= window_end,
+        _ => false,
+    };
     let final_now = !state.finalised
         && (expired
-            || (matched.is_settled() && determinable)
+            || (settled && determinable)
             || (!in_progress && !step_possible && now >= window_end && determinable));
     if final_now {
         let outcome = if verified || any_delivered {
@@ -402,6 +409,14 @@ pub fn on_record(
         }
         if !state.finalised && now < window_end + cfg.grace {
             at = at.min(window_end + cfg.grace);
+            if any_delivered && !settled {
+                // Most users verify within a minute of delivery: look again after 1×, 2×, 4×…
+                // the code's age instead of waiting for the window to close, so the order's
+                // outcome is fresh at the cost of a few calls.
+                let age = now - anchor;
+                let delay = age.clamp(cfg.interval, (cfg.verify_window / 2).max(cfg.interval));
+                at = at.min(now + delay);
+            }
         }
         if !state.finalised && !in_progress && !step_possible && now >= window_end {
             // Nothing more will happen but the outcome is undetermined: wait for max age.

@@ -288,6 +288,22 @@ pub enum Command {
     Run(RunArgs),
     /// Run the agent against an embedded simulator with generated traffic (no credentials).
     Demo(DemoArgs),
+    /// Run only the simulator of the itniotech API, for your own test setups.
+    Simulate(SimulateArgs),
+}
+
+/// Flags of `simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9868"
+    )]
+    pub listen_address: SocketAddr,
+    #[command(flatten)]
+    pub sim: crate::simulator::SimArgs,
 }
 
 /// Flags of `run`.

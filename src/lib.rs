@@ -12,6 +12,7 @@
 //! The simulator is a faithful fake of the vendor API used by `demo` and the tests.
 
 pub mod accounting;
+pub mod agent;
 pub mod api;
 pub mod clock;
 pub mod config;

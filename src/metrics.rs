@@ -477,6 +477,18 @@ impl Ledger {
                     }
                 }
             }
+            if u.family == LedgerFamily::Fallbacks {
+                // The rescue ratio divides by fallbacks: its numerator exists as soon as they do.
+                let rescue = (
+                    LedgerFamily::FallbackRescues,
+                    vec![labels[0].clone(), labels[1].clone(), labels[3].clone()],
+                );
+                if !self.series.contains_key(&rescue) {
+                    self.series
+                        .insert(rescue.clone(), SeriesValue::Counter(0.0));
+                    touched.insert(rescue);
+                }
+            }
             let key = (u.family, labels);
             let entry = self
                 .series

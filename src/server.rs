@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -174,10 +174,10 @@ async fn log_request(req: Request, next: Next) -> Response {
     let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::warn!(%method, %path, status, latency_ms, "request");
-    } else if method == Method::POST {
+    } else if status >= 400 {
         tracing::info!(%method, %path, status, latency_ms, "request");
     } else {
-        // Scrapes and probes every few seconds: debug only.
+        // Scrapes, probes and accepted intake posts arrive every second: debug only.
         tracing::debug!(%method, %path, status, latency_ms, "request");
     }
     response

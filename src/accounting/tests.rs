@@ -282,19 +282,29 @@ fn unverified_delivered_order_finalises_when_the_window_closes() {
         &cfg,
     );
     assert!(!out1.state.finalised);
-    // Next poll when the verify window (5 min after submit) closes, plus grace.
-    assert_eq!(out1.next, Next::PollAt(t("2024-05-14T02:05:05Z")));
-    let out2 = on_record(
-        &out1.state,
-        &rec,
-        &FlowCatalog::new(),
-        t("2024-05-14T02:05:05Z"),
-        &cfg,
-    );
-    assert_eq!(out2.next, Next::Forget);
     let mut ledger = Ledger::new();
     ledger.apply(&out1.updates);
-    ledger.apply(&out2.updates);
+    // Re-polled at growing intervals for an early verification, then at the window's end.
+    let (mut state, mut next) = (out1.state, out1.next);
+    let mut times = Vec::new();
+    while let Next::PollAt(at) = next {
+        times.push(at);
+        assert!(times.len() < 10, "too many polls: {times:?}");
+        let out = on_record(&state, &rec, &FlowCatalog::new(), at, &cfg);
+        ledger.apply(&out.updates);
+        state = out.state;
+        next = out.next;
+    }
+    assert_eq!(
+        times,
+        vec![
+            t("2024-05-14T02:00:25Z"),
+            t("2024-05-14T02:00:50Z"),
+            t("2024-05-14T02:01:40Z"),
+            t("2024-05-14T02:03:20Z"),
+            t("2024-05-14T02:05:05Z"),
+        ]
+    );
     // SMS country from MCC (510 = ID), order country from the receiver (+91 = IN).
     assert_eq!(
         counter(
@@ -381,4 +391,46 @@ fn in_progress_attempts_are_polled_soon_and_then_less_often() {
         &cfg,
     );
     assert_eq!(old.next, Next::PollAt(t("2024-05-14T02:02:15Z")));
+}
+
+#[test]
+fn a_wrong_code_is_not_final_while_the_user_can_still_retype() {
+    let cfg = Settings::default();
+    let st = OrderState::new("app1", None, t(T0));
+    let wrong = record(serde_json::json!({
+        "verifications":{"matched":2,"verifiedDate":"2024-05-14T10:00:20+08:00","oriReceiver":"6281234567890"},
+        "sms":[sms(0, Some("2024-05-14T10:00:04+08:00"))]}));
+    let out1 = on_record(
+        &st,
+        &wrong,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:00:25Z"),
+        &cfg,
+    );
+    assert!(!out1.state.finalised);
+    let right = record(serde_json::json!({
+        "verifications":{"matched":0,"verifiedDate":"2024-05-14T10:00:40+08:00","oriReceiver":"6281234567890"},
+        "sms":[sms(0, Some("2024-05-14T10:00:04+08:00"))]}));
+    let out2 = on_record(
+        &out1.state,
+        &right,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:00:50Z"),
+        &cfg,
+    );
+    assert_eq!(out2.next, Next::Forget);
+    assert!(out2.updates.contains(&Update::verification(
+        "app1", "none", "ID", "sms", "verified"
+    )));
+    // Still wrong when the window closes: final, result failed.
+    let out3 = on_record(
+        &out1.state,
+        &wrong,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:05:05Z"),
+        &cfg,
+    );
+    assert!(out3
+        .updates
+        .contains(&Update::verification("app1", "none", "ID", "sms", "failed")));
 }

@@ -1,0 +1,192 @@
+//! Wiring: builds every stage from the configuration and runs them until shutdown.
+//!
+//! Nothing here has logic of its own; it connects intake → tracker → poller → accounting →
+//! metrics → server exactly once, for both `run` and `demo`.
+
+use crate::accounting::Settings;
+use crate::api::{ApiError, Client, ClientConfig, Credentials};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::intake::IntakeObserver;
+use crate::metrics::Metrics;
+use crate::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller};
+use crate::server::{self, LandingInfo, ServerState};
+use crate::tracker::store::{Store, StoreError};
+use crate::tracker::{Tracker, TrackerConfig};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The version reported in `itniotech_exporter_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision the binary was built from.
+pub const REVISION: &str = env!("ITNIOTECH_REVISION");
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("building the API client: {0}")]
+    Api(#[from] ApiError),
+    #[error("reading {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+fn chrono(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Every stage, built and connected but not yet running.
+pub struct Agent {
+    pub metrics: Arc<Metrics>,
+    pub tracker: Tracker,
+    pub orders: OrderPoller,
+    pub catalog: CatalogPoller,
+    cfg: Config,
+    intake_token: Option<String>,
+}
+
+/// Intake counters go to the operational metrics.
+struct IntakeMetrics(Arc<Metrics>);
+
+impl IntakeObserver for IntakeMetrics {
+    fn received(&self, source: &str, n: u64) {
+        self.0.received(source, n);
+    }
+    fn rejected(&self, reason: &str, n: u64) {
+        self.0.rejected(reason, n);
+    }
+}
+
+impl Agent {
+    /// Opens the store (restoring persisted metrics) and builds every stage.
+    pub fn build(cfg: Config, creds: Credentials, clock: SharedClock) -> Result<Agent, AgentError> {
+        let intake_token = match &cfg.intake.token_file {
+            Some(path) => Some(
+                crate::config::read_token_file(path)
+                    .map_err(|e| AgentError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let store = Store::open(&cfg.storage.path)?;
+        let ledger = store.load_ledger()?;
+        tracing::info!(
+            path = %cfg.storage.path.display(),
+            series = ledger.len(),
+            "store opened"
+        );
+        let metrics = Arc::new(Metrics::new(ledger, VERSION, REVISION));
+        let settings = Settings {
+            currency: cfg.api.currency.clone(),
+            first_delay: chrono(cfg.poll.first_delay),
+            interval: chrono(cfg.poll.interval),
+            grace: chrono(cfg.poll.grace),
+            verify_window: chrono(cfg.tracking.verify_window),
+            max_age: chrono(cfg.tracking.max_age),
+            not_found_retries: cfg.tracking.not_found_retries,
+        };
+        let tracker = Tracker::start(
+            store,
+            metrics.clone(),
+            TrackerConfig {
+                sampling_ratio: cfg.sampling.ratio,
+                first_delay: settings.first_delay,
+                dedupe_window: (settings.max_age * 2).max(chrono::Duration::hours(24)),
+            },
+            clock.clone(),
+        );
+        let client = Client::new(
+            ClientConfig {
+                base_url: cfg.api.base_url.clone(),
+                timeout: cfg.api.timeout,
+                max_rps: cfg.api.max_rps,
+                max_attempts: cfg.api.max_attempts,
+                ..ClientConfig::default()
+            },
+            creds,
+            clock.clone(),
+            metrics.clone(),
+        )?;
+        let flows = FlowCatalogHandle::default();
+        let catalog = CatalogPoller {
+            client: client.clone(),
+            metrics: metrics.clone(),
+            flows: flows.clone(),
+            currency: cfg.api.currency.clone(),
+        };
+        let orders = OrderPoller {
+            tracker: tracker.clone(),
+            client,
+            flows,
+            metrics: metrics.clone(),
+            settings,
+            clock,
+            concurrency: cfg.api.concurrency,
+        };
+        Ok(Agent {
+            metrics,
+            tracker,
+            orders,
+            catalog,
+            cfg,
+            intake_token,
+        })
+    }
+
+    /// The bearer token the intake requires, if one is configured.
+    pub fn intake_token(&self) -> Option<String> {
+        self.intake_token.clone()
+    }
+
+    /// The HTTP router: metrics, health, readiness, landing page and intake.
+    pub fn router(&self) -> axum::Router {
+        let metrics = self.metrics.clone();
+        let flows = self.orders.flows.clone();
+        server::router(ServerState {
+            sink: Arc::new(self.tracker.clone()),
+            observer: Arc::new(IntakeMetrics(self.metrics.clone())),
+            render_metrics: Arc::new(move || metrics.render()),
+            ready: Arc::new(move || flows.attempted()),
+            intake_token: self.intake_token.clone(),
+            telemetry_path: self.cfg.web.telemetry_path.clone(),
+            max_body_bytes: self.cfg.intake.max_body_bytes,
+            max_items: self.cfg.intake.max_items,
+            landing: LandingInfo::default(),
+        })
+    }
+
+    /// Serves on `listener` and runs the pollers until `shutdown` resolves, then stops them and
+    /// lets in-flight store writes finish.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AgentError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let wait = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let router = self.router();
+        let catalog = self.catalog.clone();
+        let flows_every = self.cfg.flows.refresh_interval;
+        let balance_every = self.cfg.balance.refresh_interval;
+        let catalog_task =
+            tokio::spawn(catalog.run(flows_every, balance_every, wait(stop_rx.clone())));
+        let orders_task = tokio::spawn(self.orders.clone().run(wait(stop_rx.clone())));
+        let served = server::serve(listener, router, async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
+        let _ = catalog_task.await;
+        let _ = orders_task.await;
+        served.map_err(|source| AgentError::Io {
+            what: "the HTTP listener".into(),
+            source,
+        })
+    }
+}

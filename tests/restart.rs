@@ -1,0 +1,297 @@
+//! Crash safety with the real binaries: the simulator and the agent run as processes, orders
+//! are posted to the intake, the agent is killed with SIGKILL while orders are in flight and
+//! restarted on the same store. Every total must then equal the oracle computed from the
+//! simulator's records: nothing lost, nothing twice. The agent's logs and /metrics are also
+//! checked for phone numbers, order ids and secrets.
+
+mod common;
+
+use common::{binary, parse_exposition, sum};
+use itniotech_exporter::api::model::Matched;
+use itniotech_exporter::api::{Client, ClientConfig, Credentials, NoopObserver, SendRequest};
+use itniotech_exporter::simulator::{random_receiver, COUNTRIES, DEMO_API_KEY};
+use rand::SeedableRng;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SECRET: &str = "s3cr3t-Restart-Test";
+
+/// A child process whose output is captured; killed on drop.
+struct Proc {
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary and waits for the line announcing its listening address.
+fn spawn(args: &[&str]) -> (Proc, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env("ITNIOTECH_API_KEY", DEMO_API_KEY)
+        .env("ITNIOTECH_API_SECRET", SECRET)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    let output = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let output = output.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                output.lock().unwrap().push_str(&line);
+                output.lock().unwrap().push('\n');
+                if line.contains("listening") {
+                    if let Some(addr) = find_addr(&line) {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        });
+    }
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no listening line; output:\n{}", output.lock().unwrap()));
+    (Proc { child, output }, addr)
+}
+
+fn find_addr(line: &str) -> Option<String> {
+    let i = line.find("127.0.0.1:")?;
+    let port: String = line[i + 10..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    (!port.is_empty()).then(|| format!("127.0.0.1:{port}"))
+}
+
+async fn metrics(http: &reqwest::Client, addr: &str) -> Option<Vec<common::Sample>> {
+    let body = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(parse_exposition(&body))
+}
+
+fn agent_args<'a>(sim: &'a str, store: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--api.base-url",
+        sim,
+        "--storage.path",
+        store,
+        "--poll.first-delay",
+        "1s",
+        "--poll.interval",
+        "2s",
+        "--tracking.verify-window",
+        "15s",
+        "--flows.refresh-interval",
+        "30s",
+        "--log.level",
+        "debug",
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing_and_counts_nothing_twice() {
+    let store = tempfile::tempdir().unwrap();
+    let store_path = store.path().to_str().unwrap().to_string();
+    // The simulator checks the same secret the agent signs with.
+    let (_sim, sim_addr) = spawn(&[
+        "simulate",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--seed",
+        "11",
+    ]);
+    let sim_url = format!("http://{sim_addr}");
+    let (mut agent, agent_addr) = spawn(&agent_args(&sim_url, &store_path));
+    let http = reqwest::Client::new();
+    let gen = Client::new(
+        ClientConfig {
+            base_url: sim_url.clone(),
+            max_rps: 0.0,
+            ..ClientConfig::default()
+        },
+        Credentials::new(DEMO_API_KEY, SECRET),
+        itniotech_exporter::clock::system(),
+        Arc::new(NoopObserver),
+    )
+    .unwrap();
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut receivers = Vec::new();
+    let mut order_ids = Vec::new();
+    let mut send = |i: usize| {
+        let country = &COUNTRIES[i % COUNTRIES.len()];
+        let to = random_receiver(country, &mut rng);
+        receivers.push(to.clone());
+        let order_id = format!("rst-{i:04}");
+        order_ids.push(order_id.clone());
+        (to, order_id)
+    };
+    let post = |addr: String, items: Vec<serde_json::Value>| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(format!("http://{addr}/api/v1/orders"))
+                .json(&items)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+        }
+    };
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        let (to, order_id) = send(i);
+        gen.send_rule(&SendRequest {
+            app_id: "rstApp".into(),
+            template_id: None,
+            flow_id: None,
+            to,
+            channel: Some(if i % 5 == 0 { "call" } else { "sms" }.into()),
+            order_id: Some(order_id.clone()),
+            code: Some("123456".into()),
+        })
+        .await
+        .unwrap();
+        batch.push(serde_json::json!({"appId": "rstApp", "orderId": order_id}));
+    }
+    post(agent_addr.clone(), batch).await;
+    // Let some polls land, then kill -9 while most orders are still in flight.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before_kill = metrics(&http, &agent_addr).await.unwrap();
+    assert!(sum(&before_kill, "itniotech_exporter_orders_pending", &[]) > 0.0);
+    let first_logs = agent.output.lock().unwrap().clone();
+    kill9(&mut agent.child);
+
+    let (agent2, agent_addr2) = spawn(&agent_args(&sim_url, &store_path));
+    let mut batch = Vec::new();
+    for i in 40..60 {
+        let (to, order_id) = send(i);
+        gen.send_rule(&SendRequest {
+            app_id: "rstApp".into(),
+            template_id: None,
+            flow_id: None,
+            to,
+            channel: Some("sms".into()),
+            order_id: Some(order_id.clone()),
+            code: Some("123456".into()),
+        })
+        .await
+        .unwrap();
+        batch.push(serde_json::json!({"appId": "rstApp", "orderId": order_id}));
+    }
+    // A resubmission of pre-crash orders is a duplicate, not a second order.
+    batch.push(serde_json::json!({"appId": "rstApp", "orderId": "rst-0000"}));
+    post(agent_addr2.clone(), batch).await;
+
+    let done = common::eventually(Duration::from_secs(120), || async {
+        let m = metrics(&http, &agent_addr2).await?;
+        (sum(&m, "itniotech_exporter_orders_pending", &[]) == 0.0
+            && sum(&m, "itniotech_otp_orders_total", &[]) == 60.0)
+            .then_some(m)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "orders did not finish; logs:\n{}",
+            agent2.output.lock().unwrap()
+        )
+    });
+
+    // Oracle from the simulator's records.
+    let (mut sms_ok, mut sms_fail, mut calls, mut delivered, mut verified) =
+        (0.0, 0.0, 0.0, 0.0, 0.0);
+    for id in &order_ids {
+        let rec = gen.record_by_order_id("rstApp", id).await.unwrap().unwrap();
+        sms_ok += rec.sms.iter().filter(|s| s.status == Some(0)).count() as f64;
+        sms_fail += rec.sms.iter().filter(|s| s.status == Some(1)).count() as f64;
+        calls += rec.call.len() as f64;
+        let ok = rec.sms.iter().any(|s| s.status == Some(0))
+            || rec.call.iter().any(|c| c.is_delivered())
+            || rec.verifications.matched == Matched::Verified;
+        delivered += f64::from(u8::from(ok));
+        verified += f64::from(u8::from(rec.verifications.matched == Matched::Verified));
+    }
+    assert_eq!(
+        sum(&done, "itniotech_otp_sms_total", &[("status", "delivered")]),
+        sms_ok
+    );
+    assert_eq!(
+        sum(&done, "itniotech_otp_sms_total", &[("status", "failed")]),
+        sms_fail
+    );
+    assert_eq!(sum(&done, "itniotech_otp_calls_total", &[]), calls);
+    assert_eq!(
+        sum(
+            &done,
+            "itniotech_otp_orders_total",
+            &[("outcome", "delivered")]
+        ),
+        delivered
+    );
+    assert_eq!(
+        sum(
+            &done,
+            "itniotech_otp_verifications_total",
+            &[("result", "verified")]
+        ),
+        verified
+    );
+    assert!(
+        sum(
+            &done,
+            "itniotech_exporter_orders_rejected_total",
+            &[("reason", "duplicate")]
+        ) >= 1.0
+    );
+
+    // No phone number, order id or secret in /metrics or in the logs (debug level).
+    let body = http
+        .get(format!("http://{agent_addr2}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let logs = format!("{first_logs}\n{}", agent2.output.lock().unwrap());
+    assert!(!logs.is_empty());
+    for (what, text) in [("metrics", &body), ("logs", &logs)] {
+        assert!(!text.contains(SECRET), "secret in {what}");
+        for r in &receivers {
+            assert!(!text.contains(r.as_str()), "phone number in {what}");
+        }
+        for id in &order_ids {
+            assert!(!text.contains(id.as_str()), "order id {id} in {what}");
+        }
+    }
+}
+
+/// SIGKILL: no destructor, no flush, no graceful shutdown.
+fn kill9(child: &mut Child) {
+    // std's kill() sends SIGKILL on Unix.
+    child.kill().expect("kill -9");
+    child.wait().unwrap();
+}
