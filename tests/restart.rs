@@ -212,13 +212,17 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
             && sum(&m, "itniotech_otp_orders_total", &[]) == 60.0)
             .then_some(m)
     })
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "orders did not finish; logs:\n{}",
-            agent2.output.lock().unwrap()
-        )
-    });
+    .await;
+    let Some(done) = done else {
+        let m = metrics(&http, &agent_addr2).await.unwrap_or_default();
+        let interesting: Vec<String> = m
+            .iter()
+            .filter(|s| s.name.starts_with("itniotech_exporter_") || s.name == "itniotech_otp_orders_total")
+            .filter(|s| s.value != 0.0)
+            .map(|s| format!("{} {:?} {}", s.name, s.labels, s.value))
+            .collect();
+        panic!("orders did not finish:\n{}", interesting.join("\n"));
+    };
 
     // Oracle from the simulator's records.
     let (mut sms_ok, mut sms_fail, mut calls, mut delivered, mut verified) =
