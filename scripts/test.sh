@@ -4,4 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The restart and drill tests start the release binary; build it once up front.
 cargo build --release --locked
-cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}"
+# Everything `--all-targets` covers, in two runs: criterion benches (harness = false) reject
+# libtest flags such as --test-threads, so they get their own run, which executes each
+# benchmark once as a smoke test.
+cargo test --locked --lib --bins --tests --examples -- --test-threads="${TEST_THREADS:-2}"
+cargo test --locked --benches
