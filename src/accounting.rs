@@ -99,6 +99,9 @@ pub struct Outcome {
     pub state: OrderState,
     pub updates: Vec<Update>,
     pub next: Next,
+    /// For each attempt counted by this poll: seconds from its end (SMS `doneTm`, call
+    /// `hangupTime`) to now, i.e. how stale the metric was when it landed.
+    pub freshness: Vec<f64>,
 }
 
 /// Flows by id, from the flow catalog poller.
@@ -195,6 +198,7 @@ pub fn on_record(
     let mut state = prev.clone();
     state.not_found = 0;
     let mut updates = Vec::new();
+    let mut freshness = Vec::new();
     let app = state.app_id.clone();
     let flow = flow_label(&state, Some(record));
     let currency = cfg.currency.as_str();
@@ -246,6 +250,9 @@ pub fn on_record(
             (Some(s), _) if state.sms_counted.insert(a.index) => {
                 let c = sms_country(s);
                 let status = if a.delivered { "delivered" } else { "failed" };
+                if let Some(done) = s.done_tm {
+                    freshness.push(secs_between(done, now.fixed_offset()).unwrap_or(0.0));
+                }
                 let mnc = s
                     .mnc
                     .map(|m| m.to_string())
@@ -275,6 +282,9 @@ pub fn on_record(
             }
             (_, Some(call)) if state.call_counted.insert(a.index) => {
                 let c = order_country.clone();
+                if let Some(end) = call.hangup_time {
+                    freshness.push(secs_between(end, now.fixed_offset()).unwrap_or(0.0));
+                }
                 let code = call
                     .termination_code
                     .map(|x| x.to_string())
@@ -429,6 +439,7 @@ pub fn on_record(
         state,
         updates,
         next,
+        freshness,
     }
 }
 
@@ -522,6 +533,7 @@ pub fn on_not_found(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Ou
             state,
             updates,
             next: Next::Forget,
+            freshness: Vec::new(),
         };
     }
     // Records can lag the send by a few seconds: back off 1×, 2×, 4× the first delay.
@@ -530,6 +542,7 @@ pub fn on_not_found(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Ou
         state,
         updates: Vec::new(),
         next: Next::PollAt(now + backoff),
+        freshness: Vec::new(),
     }
 }
 
@@ -561,12 +574,14 @@ pub fn on_error(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcom
             state,
             updates,
             next: Next::Forget,
+            freshness: Vec::new(),
         };
     }
     Outcome {
         state,
         updates: Vec::new(),
         next: Next::PollAt(now + cfg.interval),
+        freshness: Vec::new(),
     }
 }
 

@@ -41,6 +41,7 @@ const ORDER_DELIVERY_BUCKETS: &[f64] = &[
 const ORDER_VERIFICATION_BUCKETS: &[f64] = &[
     5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1800.0,
 ];
+const FRESHNESS_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0];
 const API_DURATION_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Label values that every series of a family is initialised with, so ratios see zeros
@@ -662,6 +663,7 @@ pub struct Operational {
     pub oldest_pending_age: F64Gauge,
     pub poll_lag: F64Gauge,
     pub polls: PFamily<ResultLabel, Counter>,
+    pub attempt_freshness: Histogram,
     pub clock_skew: F64Gauge,
     pub flow_info: PFamily<FlowInfoLabels, Gauge>,
     pub flow_step_info: PFamily<FlowStepInfoLabels, Gauge>,
@@ -686,6 +688,7 @@ impl Default for Operational {
             oldest_pending_age: F64Gauge::default(),
             poll_lag: F64Gauge::default(),
             polls: PFamily::default(),
+            attempt_freshness: Histogram::new(FRESHNESS_BUCKETS.iter().copied()),
             clock_skew: F64Gauge::default(),
             flow_info: PFamily::default(),
             flow_step_info: PFamily::default(),
@@ -754,6 +757,11 @@ impl Metrics {
             "itniotech_exporter_polls",
             "Record polls by result",
             op.polls.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_attempt_freshness_seconds",
+            "Delay from an attempt's end (doneTm, hangupTime) to the poll that counted it",
+            op.attempt_freshness.clone(),
         );
         registry.register(
             "itniotech_exporter_clock_skew_seconds",

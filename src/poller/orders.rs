@@ -92,7 +92,13 @@ impl OrderPoller {
                 accounting::on_error(&order.state, now, &self.settings)
             }
         };
-        self.tracker.apply(order.key, outcome).await
+        let freshness = outcome.freshness.clone();
+        self.tracker.apply(order.key, outcome).await?;
+        // Observed after the commit: the metric is only fresh once it is served.
+        for f in freshness {
+            self.metrics.op.attempt_freshness.observe(f);
+        }
+        Ok(())
     }
 
     /// Updates the backlog gauges from the store.

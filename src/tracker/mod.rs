@@ -69,7 +69,7 @@ enum Cmd {
     },
     Apply {
         key: OrderKey,
-        outcome: Outcome,
+        outcome: Box<Outcome>,
         now: DateTime<Utc>,
         reply: oneshot::Sender<Result<(), TrackerError>>,
     },
@@ -146,7 +146,7 @@ impl Tracker {
         let now = self.clock.now();
         self.call(|reply| Cmd::Apply {
             key,
-            outcome,
+            outcome: Box::new(outcome),
             now,
             reply,
         })
@@ -395,6 +395,7 @@ mod tests {
             state: due[0].state.clone(),
             updates: vec![Update::order("app1", "none", "ID", "delivered")],
             next: Next::Forget,
+            freshness: Vec::new(),
         };
         tracker.apply(due[0].key.clone(), outcome).await.unwrap();
         let stats = tracker.stats().await.unwrap();
