@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
 /// What the tracker remembers about an order between polls. No phone number, ever.
+///
+/// `#[serde(default)]`: a state written by an older release (fewer fields) still loads.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OrderState {
     /// `app_id` label value (`unknown` for orders known only by verificationId).
     pub app_id: String,
@@ -28,11 +31,16 @@ pub struct OrderState {
     pub created_at: i64,
     /// Country from the receiver's calling code, derived once; the number itself is dropped.
     pub country: Option<String>,
-    /// Indices into the record's `sms` / `call` arrays already counted as terminal attempts.
-    pub sms_counted: BTreeSet<usize>,
-    pub call_counted: BTreeSet<usize>,
-    /// Attempts (all channels) seen so far; each new one after the first is a fallback.
-    pub attempts_seen: usize,
+    /// Identities (see [`attempt_id`]) of attempts already counted as terminal.
+    pub counted: BTreeSet<String>,
+    /// Identities of attempts seen so far; each new one after the first is a fallback.
+    pub seen: BTreeSet<String>,
+    /// Channel of the latest attempt seen (a verificationId record shows only the current one).
+    pub last_channel: Option<String>,
+    /// A record was found at least once.
+    pub record_seen: bool,
+    /// Consecutive failed polls (transport or vendor errors), for backoff.
+    pub errors: u32,
     /// The order-level delivery latency has been observed.
     pub delivery_observed: bool,
     /// The order's outcome and verification have been counted.
@@ -136,6 +144,16 @@ struct Attempt<'a> {
     call: Option<&'a CallAttempt>,
 }
 
+/// A stable identity for an attempt: its channel and submit time. Array positions are not
+/// stable: the verificationId record shows only the current attempt as a single object, and the
+/// vendor does not document the order of the orderId record's arrays.
+fn attempt_id(a: &Attempt<'_>) -> String {
+    match a.submit {
+        Some(t) => format!("{}@{}", a.channel.as_str(), t.timestamp_millis()),
+        None => format!("{}#{}", a.channel.as_str(), a.index),
+    }
+}
+
 fn attempts(record: &OrderRecord) -> Vec<Attempt<'_>> {
     let mut all: Vec<Attempt<'_>> = record
         .sms
@@ -233,21 +251,26 @@ pub fn on_record(
         })
         .unwrap_or_else(|| country::UNKNOWN.into());
 
+    state.record_seen = true;
+    state.errors = 0;
     // Fallbacks: each attempt after the first, counted when it first appears.
-    for pair in list.windows(2).skip(state.attempts_seen.saturating_sub(1)) {
-        updates.push(Update::fallback(
-            &app,
-            &flow,
-            pair[0].channel.as_str(),
-            pair[1].channel.as_str(),
-        ));
+    for a in &list {
+        if state.seen.insert(attempt_id(a)) {
+            if let Some(prev) = state
+                .last_channel
+                .as_deref()
+                .filter(|_| state.seen.len() > 1)
+            {
+                updates.push(Update::fallback(&app, &flow, prev, a.channel.as_str()));
+            }
+            state.last_channel = Some(a.channel.as_str().to_string());
+        }
     }
-    state.attempts_seen = state.attempts_seen.max(list.len());
 
     // Terminal attempts, each once.
     for a in list.iter().filter(|a| a.terminal) {
         match (a.sms, a.call) {
-            (Some(s), _) if state.sms_counted.insert(a.index) => {
+            (Some(s), _) if state.counted.insert(attempt_id(a)) => {
                 let c = sms_country(s);
                 let status = if a.delivered { "delivered" } else { "failed" };
                 if let Some(done) = s.done_tm {
@@ -280,7 +303,7 @@ pub fn on_record(
                     updates.push(Update::cost(&app, "sms", &c, currency, decimal_f64(pay)));
                 }
             }
-            (_, Some(call)) if state.call_counted.insert(a.index) => {
+            (_, Some(call)) if state.counted.insert(attempt_id(a)) => {
                 let c = order_country.clone();
                 if let Some(end) = call.hangup_time {
                     freshness.push(secs_between(end, now.fixed_offset()).unwrap_or(0.0));
@@ -335,7 +358,6 @@ pub fn on_record(
     let matched = record.verifications.matched;
     let verified = matched == Matched::Verified;
     let any_delivered = list.iter().any(|a| a.delivered);
-    let in_progress = list.is_empty() || list.iter().any(|a| !a.terminal);
     let all_failed = !list.is_empty() && list.iter().all(|a| a.terminal && !a.delivered);
     let last_submit = list.iter().filter_map(|a| a.submit).max();
     let created = DateTime::<Utc>::from_timestamp(state.created_at, 0).unwrap_or(now);
@@ -344,12 +366,20 @@ pub fn on_record(
         .unwrap_or(created);
 
     // May the flow still start another step?
-    let step_due = next_step_due(record, &state, flows, list.len(), anchor, cfg);
+    let step_due = next_step_due(record, &state, flows, state.seen.len(), anchor, cfg);
     let step_possible = step_due.is_some_and(|due| now <= due + cfg.interval * 2);
     let window_end = anchor + cfg.verify_window;
     let expired = now - created >= cfg.max_age;
+    // A record without attempts yet (or an sna-only one, whose entries are undocumented) is
+    // worth waiting for only while its code can still be verified.
+    let awaiting_first = list.is_empty()
+        && !matches!(matched, Matched::Verified | Matched::Unknown)
+        && now < window_end;
+    let in_progress = awaiting_first || list.iter().any(|a| !a.terminal);
 
-    let determinable = verified || any_delivered || (all_failed && !step_possible);
+    // Unknown verificationId (matched 3) settles the order as it is: nothing more will come.
+    let determinable =
+        verified || any_delivered || matched == Matched::Unknown || (all_failed && !step_possible);
     // A wrong code (matched 2) is not the end: users retype, so it is final only once the
     // window in which they can still succeed has closed.
     let settled = match matched {
@@ -409,9 +439,17 @@ pub fn on_record(
                 .max()
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or(created);
-            // Poll young attempts often (most SMS complete within seconds), old ones less.
+            // Poll young attempts often (most SMS complete within seconds), old ones less; a
+            // report that lags for minutes (or an order already counted) is checked rarely.
             let age = now - youngest;
-            let delay = (age / 4).clamp(cfg.first_delay, cfg.interval);
+            let max_delay = if state.finalised || age > Duration::minutes(5) {
+                cfg.interval.max(Duration::minutes(5))
+            } else {
+                cfg.interval
+            };
+            let delay = (age / 4)
+                .max(cfg.first_delay)
+                .min(max_delay.max(cfg.first_delay));
             at = at.min(now + delay);
         }
         if let Some(due) = step_due.filter(|_| step_possible) {
@@ -515,6 +553,10 @@ fn rescue_channel(list: &[Attempt<'_>], record: &OrderRecord) -> Option<&'static
 
 /// A poll that found no record.
 pub fn on_not_found(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcome {
+    if prev.record_seen {
+        // The record existed: a passing "not found" is an API hiccup, not a lost order.
+        return on_error(prev, now, cfg);
+    }
     let mut state = prev.clone();
     state.not_found += 1;
     let created = DateTime::<Utc>::from_timestamp(state.created_at, 0).unwrap_or(now);
@@ -549,10 +591,10 @@ pub fn on_not_found(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Ou
 /// A poll that failed (transport or vendor error): nothing is counted; retry later, and give
 /// up at max age with the order `unresolved`.
 pub fn on_error(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcome {
-    let state = prev.clone();
+    let mut state = prev.clone();
+    state.errors = state.errors.saturating_add(1);
     let created = DateTime::<Utc>::from_timestamp(state.created_at, 0).unwrap_or(now);
     if now - created >= cfg.max_age {
-        let mut state = state;
         let mut updates = Vec::new();
         if !state.finalised {
             let flow = flow_label(&state, None);
@@ -561,11 +603,12 @@ pub fn on_error(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcom
                 .clone()
                 .unwrap_or_else(|| country::UNKNOWN.into());
             updates.push(Update::order(&state.app_id, &flow, &c, "unresolved"));
+            let channel = state.last_channel.clone().unwrap_or_else(|| "sms".into());
             updates.push(Update::verification(
                 &state.app_id,
                 &flow,
                 &c,
-                "sms",
+                &channel,
                 "not_verified",
             ));
             state.finalised = true;
@@ -577,10 +620,13 @@ pub fn on_error(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcom
             freshness: Vec::new(),
         };
     }
+    // Back off: 1×, 2×, 4×… the interval, at most 10 minutes, so one broken order cannot
+    // spend the account's query quota.
+    let backoff = (cfg.interval * (1 << (state.errors - 1).min(6))).min(Duration::minutes(10));
     Outcome {
         state,
         updates: Vec::new(),
-        next: Next::PollAt(now + cfg.interval),
+        next: Next::PollAt(now + backoff.max(Duration::seconds(1))),
         freshness: Vec::new(),
     }
 }

@@ -28,6 +28,10 @@ use std::sync::{Arc, RwLock};
 pub const FREE_TEXT_CAP: usize = 50;
 /// Longest normalised free-text label value.
 pub const FREE_TEXT_MAX_LEN: usize = 40;
+/// Labels whose values come from intake callers or the vendor's catalog rather than a fixed
+/// set, with the distinct values kept per family; later values become `other`. A typo'd or
+/// hostile `appId` at intake must not grow the series count without bound.
+pub const CAPPED_LABELS: &[(&str, usize)] = &[("app_id", 200), ("flow_id", 200)];
 
 const SMS_DELIVERY_BUCKETS: &[f64] = &[
     1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
@@ -417,8 +421,9 @@ pub type SeriesKey = (LedgerFamily, Vec<String>);
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
     series: BTreeMap<SeriesKey, SeriesValue>,
-    /// Admitted free-text values per family (restored from the series themselves).
-    free_text: HashMap<LedgerFamily, BTreeSet<String>>,
+    /// Admitted values per (family, label position) for free-text and capped labels
+    /// (restored from the series themselves).
+    admitted: HashMap<(LedgerFamily, usize), BTreeSet<String>>,
 }
 
 impl Ledger {
@@ -428,9 +433,12 @@ impl Ledger {
 
     /// Restores one stored series (at start).
     pub fn restore(&mut self, key: SeriesKey, value: SeriesValue) {
-        if let Some(pos) = key.0.spec().free_text {
+        for (pos, _) in bounded_labels(key.0) {
             if let Some(v) = key.1.get(pos) {
-                self.free_text.entry(key.0).or_default().insert(v.clone());
+                self.admitted
+                    .entry((key.0, pos))
+                    .or_default()
+                    .insert(v.clone());
             }
         }
         self.series.insert(key, value);
@@ -462,9 +470,14 @@ impl Ledger {
             }
             let spec = u.family.spec();
             let mut labels = u.labels.clone();
-            if let Some(pos) = spec.free_text {
+            for (pos, cap) in bounded_labels(u.family) {
                 if let Some(raw) = labels.get_mut(pos) {
-                    *raw = self.admit_free_text(u.family, raw);
+                    let value = if Some(pos) == spec.free_text {
+                        normalise_free_text(raw)
+                    } else {
+                        std::mem::take(raw)
+                    };
+                    *raw = self.admit(u.family, pos, cap, value);
                 }
             }
             if let Some((pos, values)) = spec.siblings {
@@ -519,18 +532,35 @@ impl Ledger {
         touched
     }
 
-    fn admit_free_text(&mut self, family: LedgerFamily, raw: &str) -> String {
-        let v = normalise_free_text(raw);
-        let admitted = self.free_text.entry(family).or_default();
+    fn admit(&mut self, family: LedgerFamily, pos: usize, cap: usize, v: String) -> String {
+        let admitted = self.admitted.entry((family, pos)).or_default();
         if admitted.contains(&v) {
             return v;
         }
-        if admitted.len() < FREE_TEXT_CAP {
+        if admitted.len() < cap {
             admitted.insert(v.clone());
             return v;
         }
         "other".to_string()
     }
+}
+
+/// (position, cap) of every label of `family` whose values are bounded by admission.
+fn bounded_labels(family: LedgerFamily) -> impl Iterator<Item = (usize, usize)> {
+    let spec = family.spec();
+    spec.labels
+        .iter()
+        .enumerate()
+        .filter_map(move |(pos, name)| {
+            if Some(pos) == spec.free_text {
+                Some((pos, FREE_TEXT_CAP))
+            } else {
+                CAPPED_LABELS
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, cap)| (pos, *cap))
+            }
+        })
 }
 
 fn empty_value(spec: &FamilySpec) -> SeriesValue {
@@ -927,6 +957,18 @@ mod tests {
             *other,
             SeriesValue::Counter((10_000 - FREE_TEXT_CAP) as f64)
         );
+    }
+
+    #[test]
+    fn app_ids_from_intake_are_capped() {
+        let mut ledger = Ledger::new();
+        let updates: Vec<Update> = (0..1_000)
+            .map(|i| Update::order(&format!("app{i}"), "none", "unknown", "not_found"))
+            .collect();
+        ledger.apply(&updates);
+        let apps: BTreeSet<&str> = ledger.iter().map(|((_, l), _)| l[0].as_str()).collect();
+        assert_eq!(apps.len(), 201);
+        assert!(apps.contains("other"));
     }
 
     #[test]

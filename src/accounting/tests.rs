@@ -434,3 +434,152 @@ fn a_wrong_code_is_not_final_while_the_user_can_still_retype() {
         .updates
         .contains(&Update::verification("app1", "none", "ID", "sms", "failed")));
 }
+
+#[test]
+fn records_without_attempts_are_not_polled_forever() {
+    let cfg = Settings::default();
+    let st = OrderState::new("app1", None, t(T0));
+    // Verified with no sms/call (e.g. an sna order): final at once, then forgotten.
+    let verified =
+        record(serde_json::json!({"verifications":{"matched":0,"channel":"sna"},"sna":[{}]}));
+    let out = on_record(
+        &st,
+        &verified,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:00:30Z"),
+        &cfg,
+    );
+    assert_eq!(out.next, Next::Forget);
+    // Unknown verificationId: settled as unresolved, forgotten.
+    let unknown = record(serde_json::json!({"verifications":{"matched":3}}));
+    let out = on_record(
+        &st,
+        &unknown,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:00:30Z"),
+        &cfg,
+    );
+    assert_eq!(out.next, Next::Forget);
+    assert!(out
+        .updates
+        .contains(&Update::order("app1", "none", "unknown", "unresolved")));
+    // Nothing yet and not verified: wait, but only until the window closes.
+    let empty = record(serde_json::json!({"verifications":{"matched":-1}}));
+    let out = on_record(
+        &st,
+        &empty,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:00:30Z"),
+        &cfg,
+    );
+    assert!(matches!(out.next, Next::PollAt(_)));
+    let late = on_record(
+        &out.state,
+        &empty,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:06:00Z"),
+        &cfg,
+    );
+    assert!(matches!(late.next, Next::PollAt(at) if at >= t("2024-05-14T02:07:00Z")));
+}
+
+#[test]
+fn a_replaced_single_sms_object_is_a_new_attempt_and_a_fallback() {
+    // The verificationId record shows only the current attempt.
+    let cfg = Settings::default();
+    let st = OrderState::new("unknown", None, t(T0));
+    let first = record(
+        serde_json::json!({"verifications":{"matched":-1,"oriReceiver":"6281234567890"},
+        "sms": sms(1, Some("2024-05-14T10:00:09+08:00"))}),
+    );
+    let out1 = on_record(
+        &st,
+        &first,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:00:20Z"),
+        &cfg,
+    );
+    let second = record(
+        serde_json::json!({"verifications":{"matched":-1,"oriReceiver":"6281234567890"},
+        "sms": {"submitTm":"2024-05-14T10:00:40+08:00","doneTm":"2024-05-14T10:00:45+08:00","mcc":510,"mnc":10,"status":0,"pay":"0.0310"}}),
+    );
+    let out2 = on_record(
+        &out1.state,
+        &second,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:00:50Z"),
+        &cfg,
+    );
+    let mut ledger = Ledger::new();
+    ledger.apply(&out1.updates);
+    ledger.apply(&out2.updates);
+    assert_eq!(
+        counter(
+            &ledger,
+            LedgerFamily::Sms,
+            &["unknown", "ID", "10", "failed"]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &ledger,
+            LedgerFamily::Sms,
+            &["unknown", "ID", "10", "delivered"]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &ledger,
+            LedgerFamily::Fallbacks,
+            &["unknown", "none", "sms", "sms"]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn hostile_times_and_settings_do_not_panic() {
+    let cfg = Settings {
+        first_delay: Duration::seconds(30),
+        interval: Duration::seconds(5),
+        ..Settings::default()
+    };
+    let st = OrderState::new("app1", None, t(T0));
+    let rec = record(serde_json::json!({"verifications":{"matched":-1},
+        "sms":[{"submitTm":"8210266876700000","status":-1},{"submitTm":"-8210266876700000","status":-1}]}));
+    let out = on_record(
+        &st,
+        &rec,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:00:30Z"),
+        &cfg,
+    );
+    assert!(matches!(out.next, Next::PollAt(_)));
+}
+
+#[test]
+fn not_found_after_a_record_was_seen_is_an_error_not_a_lost_order() {
+    let cfg = Settings::default();
+    let st = OrderState::new("app1", None, t(T0));
+    let rec = record(serde_json::json!({"verifications":{"matched":-1},"sms":[sms(-1, None)]}));
+    let seen = on_record(
+        &st,
+        &rec,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:00:05Z"),
+        &cfg,
+    )
+    .state;
+    let mut state = seen;
+    for _ in 0..10 {
+        let out = on_not_found(&state, t("2024-05-14T02:01:00Z"), &cfg);
+        assert!(out.updates.is_empty());
+        assert!(matches!(out.next, Next::PollAt(_)));
+        state = out.state;
+    }
+    // Errors back off: the 10th consecutive error waits the 10-minute maximum.
+    let out = on_error(&state, t("2024-05-14T02:01:00Z"), &cfg);
+    assert_eq!(out.next, Next::PollAt(t("2024-05-14T02:11:00Z")));
+}

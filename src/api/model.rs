@@ -455,11 +455,14 @@ fn value_to_decimal(v: &Value) -> Option<Decimal> {
 /// without the colon in the offset), `yyyy-MM-dd HH:mm:ss` (taken as UTC+8, the vendor's own
 /// zone, as its samples show), epoch seconds or milliseconds as number or string. Empty → None.
 pub fn parse_time(v: &Value) -> Option<DateTime<FixedOffset>> {
-    match v {
+    let t = match v {
         Value::Number(n) => n.as_i64().and_then(epoch_to_time),
         Value::String(s) => parse_time_str(s),
         _ => None,
-    }
+    }?;
+    // Anything outside this range is garbage, and would overflow date arithmetic downstream.
+    use chrono::Datelike;
+    (1970..=2200).contains(&t.year()).then_some(t)
 }
 
 /// See [`parse_time`].

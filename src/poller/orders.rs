@@ -32,7 +32,14 @@ impl OrderPoller {
     /// polls. Tests drive the agent with this and a manual clock.
     pub async fn run_due(&self) -> Result<usize, TrackerError> {
         let mut done: HashSet<OrderKey> = HashSet::new();
-        loop {
+        while self.run_round(&mut done).await? > 0 {}
+        self.refresh_backlog().await?;
+        Ok(done.len())
+    }
+
+    /// Polls up to one round of due orders not in `done`; returns how many it polled.
+    async fn run_round(&self, done: &mut HashSet<OrderKey>) -> Result<usize, TrackerError> {
+        {
             let now = self.clock.now();
             let due: Vec<DueOrder> = self
                 .tracker
@@ -42,8 +49,9 @@ impl OrderPoller {
                 .filter(|o| !done.contains(&o.key))
                 .collect();
             if due.is_empty() {
-                break;
+                return Ok(0);
             }
+            let n = due.len();
             let max_lag_ms = due
                 .iter()
                 .map(|o| now.timestamp_millis() - o.next_poll)
@@ -60,9 +68,8 @@ impl OrderPoller {
             for r in results {
                 r?;
             }
+            Ok(n)
         }
-        self.refresh_backlog().await?;
-        Ok(done.len())
     }
 
     async fn poll_one(&self, order: DueOrder) -> Result<(), TrackerError> {
@@ -78,9 +85,23 @@ impl OrderPoller {
         let now = self.clock.now();
         let outcome = match result {
             Ok(Some(record)) => {
-                self.metrics.poll_result("ok");
                 let flows = self.flows.snapshot();
-                accounting::on_record(&order.state, &record, &flows, now, &self.settings)
+                // Accounting is pure; a panic there (a bug meeting odd vendor data) must cost
+                // one order a retry with backoff, not the whole poller.
+                let accounted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    accounting::on_record(&order.state, &record, &flows, now, &self.settings)
+                }));
+                match accounted {
+                    Ok(outcome) => {
+                        self.metrics.poll_result("ok");
+                        outcome
+                    }
+                    Err(_) => {
+                        self.metrics.poll_result("error");
+                        tracing::error!("accounting a record panicked; retrying the order later");
+                        accounting::on_error(&order.state, now, &self.settings)
+                    }
+                }
             }
             Ok(None) => {
                 self.metrics.poll_result("not_found");
@@ -114,13 +135,45 @@ impl OrderPoller {
         Ok(())
     }
 
-    /// Polls forever on the real clock until `shutdown` resolves.
+    /// Polls forever on the real clock until `shutdown` resolves. Shutdown is honoured between
+    /// rounds; each committed poll stands on its own, so stopping mid-backlog loses nothing.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut failures: u32 = 0;
         loop {
-            if let Err(e) = self.run_due().await {
-                tracing::error!(error = %e, "order polling round failed");
+            // A round runs in its own task so that a bug (a panic) in one order's accounting
+            // is logged and retried with backoff instead of silently ending all polling.
+            let mut done = HashSet::new();
+            let outcome = loop {
+                let this = self.clone();
+                let round = tokio::spawn(async move {
+                    let n = this.run_round(&mut done).await;
+                    (n, done)
+                });
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    r = round => match r {
+                        Ok((Ok(0), _)) => break Ok(()),
+                        Ok((Ok(_), d)) => done = d,
+                        Ok((Err(e), _)) => break Err(e.to_string()),
+                        Err(join) => break Err(format!("polling task failed: {join}")),
+                    },
+                }
+            };
+            if let Err(e) = self.refresh_backlog().await {
+                tracing::error!(error = %e, "reading the backlog failed");
             }
+            if let Err(e) = outcome {
+                failures = failures.saturating_add(1);
+                let pause = Duration::from_millis(500) * (1 << failures.min(6));
+                tracing::error!(error = %e, retry_in = ?pause, "order polling round failed");
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                continue;
+            }
+            failures = 0;
             // New orders are first due seconds after intake, so a short tick loses nothing;
             // sleeping until the next due poll keeps an idle agent idle.
             let wait = match self.tracker.stats().await {

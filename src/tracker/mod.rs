@@ -257,6 +257,10 @@ fn write_batch(
 ) {
     let mut replies = Vec::with_capacity(writes.len());
     let mut touched: BTreeSet<SeriesKey> = BTreeSet::new();
+    // Held until the commit (or the reload after a failed one), so a scrape never serves an
+    // increment that is not on disk: a served value that later vanished would look like a
+    // counter reset to Prometheus. Scrapes wait at most one commit.
+    let mut l = ledger.write().unwrap_or_else(|e| e.into_inner());
     let result = (|| -> Result<(), StoreError> {
         let tx = store.transaction()?;
         for cmd in writes {
@@ -294,7 +298,6 @@ fn write_batch(
                         Next::Forget => tx.forget_order(&key, ms(now))?,
                     }
                     if !outcome.updates.is_empty() {
-                        let mut l = ledger.write().unwrap_or_else(|e| e.into_inner());
                         touched.extend(l.apply(&outcome.updates));
                     }
                     replies.push(Reply::Apply(reply));
@@ -302,12 +305,9 @@ fn write_batch(
                 _ => {}
             }
         }
-        {
-            let l = ledger.read().unwrap_or_else(|e| e.into_inner());
-            for k in &touched {
-                if let Some(v) = l.get(k) {
-                    tx.put_series(k, v)?;
-                }
+        for k in &touched {
+            if let Some(v) = l.get(k) {
+                tx.put_series(k, v)?;
             }
         }
         if let Some(before) = prune_before {
@@ -315,6 +315,14 @@ fn write_batch(
         }
         tx.commit()
     })();
+    if result.is_err() && !touched.is_empty() {
+        // Memory is ahead of disk now: the disk is the truth, reload it before anyone reads.
+        match store.load_ledger() {
+            Ok(fresh) => *l = fresh,
+            Err(e) => tracing::error!(error = %e, "reloading the ledger failed"),
+        }
+    }
+    drop(l);
     match result {
         Ok(()) => {
             for r in replies {
@@ -330,13 +338,6 @@ fn write_batch(
         }
         Err(e) => {
             tracing::error!(error = %e, "store transaction failed; nothing in it was acknowledged");
-            // Memory may be ahead of disk now: the disk is the truth, reload it.
-            if !touched.is_empty() {
-                match store.load_ledger() {
-                    Ok(fresh) => *ledger.write().unwrap_or_else(|e| e.into_inner()) = fresh,
-                    Err(e) => tracing::error!(error = %e, "reloading the ledger failed"),
-                }
-            }
             let msg = e.to_string();
             for r in replies {
                 let err = || TrackerError::Store(StoreError::Corrupt(msg.clone()));

@@ -176,16 +176,28 @@ impl Store {
             ))
         })?;
         let mut out = Vec::new();
+        let mut bad = Vec::new();
         for row in rows {
-            let (key, state, next_poll) = row?;
-            let key = parse_key(&key).ok_or_else(|| StoreError::Corrupt(format!("key {key:?}")))?;
-            let state: OrderState = serde_json::from_str(&state)
-                .map_err(|e| StoreError::Corrupt(format!("order state: {e}")))?;
-            out.push(StoredOrder {
-                key,
-                state,
-                next_poll,
-            });
+            let (key_text, state, next_poll) = row?;
+            let parsed = parse_key(&key_text).zip(serde_json::from_str::<OrderState>(&state).ok());
+            match parsed {
+                Some((key, state)) => out.push(StoredOrder {
+                    key,
+                    state,
+                    next_poll,
+                }),
+                None => bad.push(key_text),
+            }
+        }
+        drop(stmt);
+        for key in bad {
+            // One unreadable row must not stop polling for every other order: park it where
+            // `due` never reaches and an operator can inspect it with sqlite3.
+            tracing::error!("parking an unreadable stored order (next_poll set to the far future)");
+            self.conn.execute(
+                "UPDATE orders SET next_poll = ?2 WHERE key = ?1",
+                params![key, i64::MAX],
+            )?;
         }
         Ok(out)
     }
