@@ -95,7 +95,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let key = std::env::var(config::ENV_API_KEY).unwrap_or_else(|_| DEMO_API_KEY.into());
     let secret = std::env::var(config::ENV_API_SECRET).unwrap_or_else(|_| DEMO_API_SECRET.into());
     let cfg = args.sim.to_config(key, secret)?;
-    simulator::run_standalone(args.listen_address, cfg).await
+    Ok(simulator::run_standalone(args.listen_address, cfg).await?)
 }
 
 /// The address to reach a listener on from this machine.

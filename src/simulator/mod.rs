@@ -140,7 +140,7 @@ impl Simulator {
 }
 
 /// Run the simulator alone on `listen` (real clock) until Ctrl-C.
-pub async fn run_standalone(listen: std::net::SocketAddr, cfg: SimConfig) -> anyhow::Result<()> {
+pub async fn run_standalone(listen: std::net::SocketAddr, cfg: SimConfig) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     println!(
