@@ -559,33 +559,12 @@ pub fn on_not_found(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Ou
     }
     let mut state = prev.clone();
     state.not_found += 1;
-    let created = DateTime::<Utc>::from_timestamp(state.created_at, 0).unwrap_or(now);
-    if state.not_found > cfg.not_found_retries || now - created >= cfg.max_age {
-        let mut updates = Vec::new();
-        if !state.finalised {
-            let flow = flow_label(&state, None);
-            let c = state
-                .country
-                .clone()
-                .unwrap_or_else(|| country::UNKNOWN.into());
-            updates.push(Update::order(&state.app_id, &flow, &c, "not_found"));
-            state.finalised = true;
-        }
-        return Outcome {
-            state,
-            updates,
-            next: Next::Forget,
-            freshness: Vec::new(),
-        };
+    if state.not_found > cfg.not_found_retries || is_expired(&state, now, cfg) {
+        return give_up(state, "not_found");
     }
     // Records can lag the send by a few seconds: back off 1×, 2×, 4× the first delay.
     let backoff = cfg.first_delay * (1 << state.not_found.min(6));
-    Outcome {
-        state,
-        updates: Vec::new(),
-        next: Next::PollAt(now + backoff),
-        freshness: Vec::new(),
-    }
+    wait(state, now + backoff)
 }
 
 /// A poll that failed (transport or vendor error): nothing is counted; retry later, and give
@@ -593,16 +572,41 @@ pub fn on_not_found(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Ou
 pub fn on_error(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcome {
     let mut state = prev.clone();
     state.errors = state.errors.saturating_add(1);
+    if is_expired(&state, now, cfg) {
+        return give_up(state, "unresolved");
+    }
+    // Back off: 1×, 2×, 4×… the interval, at most 10 minutes, so one broken order cannot
+    // spend the account's query quota.
+    let backoff = (cfg.interval * (1 << (state.errors - 1).min(6))).min(Duration::minutes(10));
+    wait(state, now + backoff.max(Duration::seconds(1)))
+}
+
+fn is_expired(state: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> bool {
     let created = DateTime::<Utc>::from_timestamp(state.created_at, 0).unwrap_or(now);
-    if now - created >= cfg.max_age {
-        let mut updates = Vec::new();
-        if !state.finalised {
-            let flow = flow_label(&state, None);
-            let c = state
-                .country
-                .clone()
-                .unwrap_or_else(|| country::UNKNOWN.into());
-            updates.push(Update::order(&state.app_id, &flow, &c, "unresolved"));
+    now - created >= cfg.max_age
+}
+
+fn wait(state: OrderState, at: DateTime<Utc>) -> Outcome {
+    Outcome {
+        state,
+        updates: Vec::new(),
+        next: Next::PollAt(at),
+        freshness: Vec::new(),
+    }
+}
+
+/// Finalises (if not yet) an order whose record cannot be read, and forgets it.
+fn give_up(mut state: OrderState, outcome: &str) -> Outcome {
+    let mut updates = Vec::new();
+    if !state.finalised {
+        let flow = flow_label(&state, None);
+        let c = state
+            .country
+            .clone()
+            .unwrap_or_else(|| country::UNKNOWN.into());
+        updates.push(Update::order(&state.app_id, &flow, &c, outcome));
+        if outcome != "not_found" {
+            // The order existed, so its (unknown) verification counts as not verified.
             let channel = state.last_channel.clone().unwrap_or_else(|| "sms".into());
             updates.push(Update::verification(
                 &state.app_id,
@@ -611,22 +615,13 @@ pub fn on_error(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcom
                 &channel,
                 "not_verified",
             ));
-            state.finalised = true;
         }
-        return Outcome {
-            state,
-            updates,
-            next: Next::Forget,
-            freshness: Vec::new(),
-        };
+        state.finalised = true;
     }
-    // Back off: 1×, 2×, 4×… the interval, at most 10 minutes, so one broken order cannot
-    // spend the account's query quota.
-    let backoff = (cfg.interval * (1 << (state.errors - 1).min(6))).min(Duration::minutes(10));
     Outcome {
         state,
-        updates: Vec::new(),
-        next: Next::PollAt(now + backoff.max(Duration::seconds(1))),
+        updates,
+        next: Next::Forget,
         freshness: Vec::new(),
     }
 }
