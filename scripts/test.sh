@@ -2,8 +2,9 @@
 # The project's test command (README): unit, integration, rule and drill tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The restart and drill tests start the release binary; build it once up front.
-cargo build --release --locked
+# Integration tests start the binary cargo builds for them (the restart, demo and drill tests
+# run it as real processes); tests needing promtool/prometheus/amtool skip with a notice unless
+# CI=true, where a missing tool fails.
 # Everything `--all-targets` covers, in two runs: criterion benches (harness = false) reject
 # libtest flags such as --test-threads, so they get their own run, which executes each
 # benchmark once as a smoke test.
