@@ -57,7 +57,7 @@ impl Default for SimConfig {
 /// A named traffic/fault situation the simulator reproduces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
 pub enum Scenario {
-    /// Healthy carriers: 90–98 % SMS delivery, most users verify.
+    /// Healthy carriers: 96.5–99.5 % SMS delivery, most users verify.
     #[default]
     Normal,
     /// Indonesia / Telkomsel (510/10) loses ~95 % of SMS with reason `UNDELIV`.
