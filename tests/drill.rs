@@ -375,55 +375,21 @@ fn documented_bound(alert: &str) -> Duration {
     Duration::from_secs_f64(minutes * 60.0)
 }
 
+/// (dashboard file, panel title, refId, expr) of every panel target, rows' panels included.
 /// Grafana variables → values the drill queries with: fixed intervals, every other template
 /// variable (single, multi-value, any `:format`) as the regex `.*`.
 fn substitute_grafana_vars(expr: &str) -> String {
-    let mut out = String::with_capacity(expr.len());
-    let mut chars = expr.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        let mut name = String::new();
-        if chars.peek() == Some(&'{') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c == '}' {
-                    break;
-                }
-                name.push(c);
-            }
-            // ${var:regex}, ${var:pipe}, ...: every format of "all values" is `.*` here.
-            name = name.split(':').next().unwrap_or_default().to_string();
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    name.push(c);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-        }
-        if name.is_empty() {
-            out.push('$'); // a regex end anchor, not a variable
-            continue;
-        }
-        out.push_str(match name.as_str() {
-            "__rate_interval" => "1m",
-            "__interval" => "15s",
-            "__range" => "10m",
-            "__interval_ms" => "15000",
-            "__range_ms" => "600000",
-            "__range_s" => "600",
-            _ => ".*",
-        });
-    }
-    out
+    common::substitute_grafana_vars(expr, |name| match name {
+        "__rate_interval" => "1m",
+        "__interval" => "15s",
+        "__range" => "10m",
+        "__interval_ms" => "15000",
+        "__range_ms" => "600000",
+        "__range_s" => "600",
+        _ => ".*",
+    })
 }
 
-/// (dashboard file, panel title, refId, expr) of every panel target, rows' panels included.
 fn dashboard_queries() -> Vec<(String, String, String, String)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("dashboards"))
         .expect("dashboards/")

@@ -5,6 +5,8 @@
 //! When promtool / amtool are installed, the rule files, rule unit tests and the Alertmanager
 //! example are checked by them too (with `CI=true` a missing tool is a failure).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -140,44 +142,14 @@ fn rules() -> Vec<Rule> {
 
 /// Grafana variables -> something PromQL parses: intervals to durations, the rest to `x`.
 fn substitute_grafana_vars(expr: &str) -> String {
-    let mut out = String::with_capacity(expr.len());
-    let mut chars = expr.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        let mut name = String::new();
-        if chars.peek() == Some(&'{') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c == '}' {
-                    break;
-                }
-                name.push(c);
-            }
-            // ${var:format}
-            name = name.split(':').next().unwrap_or_default().to_string();
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    name.push(c);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-        }
-        out.push_str(match name.as_str() {
-            "__rate_interval" => "5m",
-            "__interval" => "1m",
-            "__range" => "1h",
-            "__interval_ms" | "__range_ms" => "60000",
-            "__range_s" => "3600",
-            _ => "x",
-        });
-    }
-    out
+    common::substitute_grafana_vars(expr, |name| match name {
+        "__rate_interval" => "5m",
+        "__interval" => "1m",
+        "__range" => "1h",
+        "__interval_ms" | "__range_ms" => "60000",
+        "__range_s" => "3600",
+        _ => "x",
+    })
 }
 
 /// What an expression references: (metric name, matcher labels) per selector, and per

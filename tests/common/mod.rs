@@ -110,3 +110,43 @@ where
 pub fn binary() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_itniotech-exporter"))
 }
+
+/// Replaces Grafana variables (`$name`, `${name}`, `${name:format}`) in a panel expression with
+/// `value(name)`. A `$` not followed by a name (a regex end anchor) is kept.
+pub fn substitute_grafana_vars(expr: &str, value: impl Fn(&str) -> &'static str) -> String {
+    let mut out = String::with_capacity(expr.len());
+    let mut chars = expr.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut name = String::new();
+        if chars.peek() == Some(&'{') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c == '}' {
+                    break;
+                }
+                name.push(c);
+            }
+            // ${var:regex}, ${var:pipe}, ...: the format does not matter here.
+            name = name.split(':').next().unwrap_or_default().to_string();
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    name.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+        }
+        if name.is_empty() {
+            out.push('$');
+            continue;
+        }
+        out.push_str(value(&name));
+    }
+    out
+}
