@@ -700,6 +700,17 @@ pub struct Operational {
     pub flow_step_wait: PFamily<FlowStepLabels, Gauge>,
     pub balance: PFamily<BalanceLabels, F64Gauge>,
     pub build_info: PFamily<BuildLabels, Gauge>,
+    /// The flow label sets published by the last catalog refresh, so the next one can remove
+    /// only the stale ones (clearing first would let a scrape see no flows at all).
+    pub published_flows: std::sync::Mutex<PublishedFlows>,
+}
+
+/// Label sets of the flow info families currently exported.
+#[derive(Debug, Default)]
+pub struct PublishedFlows {
+    pub info: Vec<FlowInfoLabels>,
+    pub steps: Vec<FlowStepInfoLabels>,
+    pub waits: Vec<FlowStepLabels>,
 }
 
 fn api_histogram() -> Histogram {
@@ -725,6 +736,7 @@ impl Default for Operational {
             flow_step_wait: PFamily::default(),
             balance: PFamily::default(),
             build_info: PFamily::default(),
+            published_flows: std::sync::Mutex::default(),
         }
     }
 }

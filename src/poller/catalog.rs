@@ -7,7 +7,9 @@
 use crate::accounting::FlowCatalog;
 use crate::api::model::Flow;
 use crate::api::Client;
-use crate::metrics::{BalanceLabels, FlowInfoLabels, FlowStepInfoLabels, FlowStepLabels, Metrics};
+use crate::metrics::{
+    BalanceLabels, FlowInfoLabels, FlowStepInfoLabels, FlowStepLabels, Metrics, PublishedFlows,
+};
 use rust_decimal::prelude::ToPrimitive;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -109,10 +111,7 @@ impl CatalogPoller {
 
 fn publish_flow_metrics(metrics: &Metrics, flows: &[Flow]) {
     let op = &metrics.op;
-    // Deleted flows must disappear, so the families are rebuilt on every refresh.
-    op.flow_info.clear();
-    op.flow_step_info.clear();
-    op.flow_step_wait.clear();
+    let mut next = PublishedFlows::default();
     for f in flows {
         let id = f.flow_id.to_string();
         let name: String = f
@@ -123,12 +122,10 @@ fn publish_flow_metrics(metrics: &Metrics, flows: &[Flow]) {
             .filter(|c| !c.is_control())
             .take(64)
             .collect();
-        op.flow_info
-            .get_or_create(&FlowInfoLabels {
-                flow_id: id.clone(),
-                flow_name: name,
-            })
-            .set(1);
+        next.info.push(FlowInfoLabels {
+            flow_id: id.clone(),
+            flow_name: name,
+        });
         for (i, node) in f.flow.iter().enumerate() {
             let step = (i + 1).to_string();
             let trigger = match node.status {
@@ -142,21 +139,77 @@ fn publish_flow_metrics(metrics: &Metrics, flows: &[Flow]) {
                 Some("sna") => "sna",
                 _ => "unknown",
             };
-            op.flow_step_info
-                .get_or_create(&FlowStepInfoLabels {
-                    flow_id: id.clone(),
-                    step: step.clone(),
-                    channel: channel.into(),
-                    trigger: trigger.into(),
-                    channel_switch: (node.channel_cut.unwrap_or(0) == 0).to_string(),
-                })
-                .set(1);
+            next.steps.push(FlowStepInfoLabels {
+                flow_id: id.clone(),
+                step: step.clone(),
+                channel: channel.into(),
+                trigger: trigger.into(),
+                channel_switch: (node.channel_cut.unwrap_or(0) == 0).to_string(),
+            });
+            let wait = FlowStepLabels {
+                flow_id: id.clone(),
+                step,
+            };
             op.flow_step_wait
-                .get_or_create(&FlowStepLabels {
-                    flow_id: id.clone(),
-                    step,
-                })
+                .get_or_create(&wait)
                 .set(node.waiting_time.unwrap_or(0));
+            next.waits.push(wait);
         }
+    }
+    for l in &next.info {
+        op.flow_info.get_or_create(l).set(1);
+    }
+    for l in &next.steps {
+        op.flow_step_info.get_or_create(l).set(1);
+    }
+    // Deleted or renamed flows disappear; the current ones never blink out during a refresh.
+    let mut published = op.published_flows.lock().unwrap_or_else(|e| e.into_inner());
+    for l in published.info.iter().filter(|l| !next.info.contains(l)) {
+        op.flow_info.remove(l);
+    }
+    for l in published.steps.iter().filter(|l| !next.steps.contains(l)) {
+        op.flow_step_info.remove(l);
+    }
+    for l in published.waits.iter().filter(|l| !next.waits.contains(l)) {
+        op.flow_step_wait.remove(l);
+    }
+    *published = next;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model::FlowNode;
+    use crate::metrics::Ledger;
+
+    fn flow(id: i64, name: &str, steps: usize) -> Flow {
+        Flow {
+            flow_id: id,
+            name: Some(name.into()),
+            flow: (0..steps)
+                .map(|_| FlowNode {
+                    waiting_time: Some(60),
+                    status: Some(1),
+                    channel: Some("sms".into()),
+                    channel_cut: Some(0),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn refresh_removes_only_stale_flow_series() {
+        let metrics = Metrics::new(Ledger::new(), "t", "t");
+        publish_flow_metrics(&metrics, &[flow(1, "a_flow", 2), flow(2, "b_flow", 1)]);
+        let text = metrics.render();
+        assert!(text.contains(r#"itniotech_otp_flow_info{flow_id="2",flow_name="b_flow"} 1"#));
+        assert!(text.contains(r#"itniotech_otp_flow_step_wait_seconds{flow_id="1",step="2"} 60"#));
+        // Flow 2 deleted, flow 1 renamed and shortened.
+        publish_flow_metrics(&metrics, &[flow(1, "a_renamed", 1)]);
+        let text = metrics.render();
+        assert!(text.contains(r#"itniotech_otp_flow_info{flow_id="1",flow_name="a_renamed"} 1"#));
+        assert!(!text.contains(r#"flow_name="a_flow""#));
+        assert!(!text.contains(r#"flow_id="2""#));
+        assert!(!text.contains(r#"itniotech_otp_flow_step_wait_seconds{flow_id="1",step="2"}"#));
     }
 }
