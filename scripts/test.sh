@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The project's test command (README): unit, integration, rule and drill tests.
+# The project's test command (README): unit, integration, restart, rule and drill tests.
+#
+# Integration tests start the binary cargo builds for them (the restart, demo-contract and
+# drill tests run it as real processes); tests needing promtool/prometheus/amtool skip with a
+# notice unless CI=true, where a missing tool fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Integration tests start the binary cargo builds for them (the restart, demo and drill tests
-# run it as real processes); tests needing promtool/prometheus/amtool skip with a notice unless
-# CI=true, where a missing tool fails.
-# Everything `--all-targets` covers, in two runs: criterion benches (harness = false) reject
-# libtest flags such as --test-threads, so they get their own run, which executes each
-# benchmark once as a smoke test.
-cargo test --locked --lib --bins --tests --examples -- --test-threads="${TEST_THREADS:-2}"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+# Criterion benches (harness = false) reject libtest flags such as --test-threads, so they get
+# their own run first, which executes each benchmark once as a smoke test.
 cargo test --locked --benches
+cargo test --locked --lib --bins --tests --examples -- --test-threads="${TEST_THREADS:-2}" 2>&1 \
+    | tee "$log"
+
+# One closing line over every test binary (the last binary cargo runs may have no tests).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
