@@ -11,7 +11,7 @@ trap 'rm -f "$log"' EXIT
 
 # Criterion benches (harness = false) reject libtest flags such as --test-threads, so they get
 # their own run first, which executes each benchmark once as a smoke test.
-cargo test --locked --benches
+cargo test --locked --bench pipeline
 cargo test --locked --lib --bins --tests --examples -- --test-threads="${TEST_THREADS:-2}" 2>&1 \
     | tee "$log"
 
