@@ -1,6 +1,9 @@
 //! The API client against a mock vendor on 127.0.0.1 that checks `Api-Key`, `Timestamp` and
 //! `Sign` exactly as the vendor does. Backoff is kept at a millisecond so nothing waits.
 
+mod common;
+
+use common::Recorder;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use itniotech_exporter::api::model::Matched;
 use itniotech_exporter::api::sign::{sign, sign_matches};
 use itniotech_exporter::api::{
-    ApiError, ApiObserver, Client, ClientConfig, Credentials, Endpoint, SendRequest, VendorCode,
+    ApiError, Client, ClientConfig, Credentials, Endpoint, SendRequest, VendorCode,
 };
 use itniotech_exporter::clock::{self, OffsetClock, SharedClock};
 use rust_decimal::Decimal;
@@ -188,38 +191,6 @@ async fn start_mock() -> (Arc<Mock>, SocketAddr) {
 // ---------------------------------------------------------------------------------------------
 // Client side
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Default)]
-struct Recorder {
-    calls: Mutex<Vec<(Endpoint, String, bool)>>,
-    skews: Mutex<Vec<f64>>,
-}
-
-impl Recorder {
-    fn labels(&self) -> Vec<String> {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|c| c.1.clone())
-            .collect()
-    }
-    fn calls(&self) -> Vec<(Endpoint, String, bool)> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-impl ApiObserver for Recorder {
-    fn on_request(&self, endpoint: Endpoint, status_label: &str, up: bool, _: Duration) {
-        self.calls
-            .lock()
-            .unwrap()
-            .push((endpoint, status_label.to_string(), up));
-    }
-    fn on_clock_skew(&self, seconds: f64) {
-        self.skews.lock().unwrap().push(seconds);
-    }
-}
 
 fn config(addr: SocketAddr) -> ClientConfig {
     ClientConfig {

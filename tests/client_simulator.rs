@@ -5,10 +5,13 @@
 //! walk their task flows, and clock skew is produced with an `OffsetClock` on the client or the
 //! simulator's `clock_offset_secs` chaos knob.
 
+mod common;
+
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use common::Recorder;
 use itniotech_exporter::api::model::{Flow, FlowNode, Matched, OrderRecord};
 use itniotech_exporter::api::{
-    ApiError, ApiObserver, Client, ClientConfig, Credentials, Endpoint, SendRequest, VendorCode,
+    ApiError, Client, ClientConfig, Credentials, Endpoint, SendRequest, VendorCode,
 };
 use itniotech_exporter::clock::{ManualClock, OffsetClock, SharedClock};
 use itniotech_exporter::simulator::{
@@ -16,7 +19,7 @@ use itniotech_exporter::simulator::{
 };
 use rust_decimal::Decimal;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const APP_ID: &str = "appDemo1";
@@ -27,38 +30,6 @@ const MAX_ATTEMPTS: u32 = 4;
 /// 2024-05-14T00:53:20Z = 2024-05-14 08:53:20 at the vendor's +08:00.
 fn t0() -> DateTime<Utc> {
     DateTime::from_timestamp(1_715_648_000, 0).unwrap()
-}
-
-/// Records every attempt the client reports, and every skew measurement.
-#[derive(Default)]
-struct Recorder {
-    calls: Mutex<Vec<(Endpoint, String, bool)>>,
-    skews: Mutex<Vec<f64>>,
-}
-
-impl Recorder {
-    fn calls(&self) -> Vec<(Endpoint, String, bool)> {
-        self.calls.lock().unwrap().clone()
-    }
-    fn labels(&self) -> Vec<String> {
-        self.calls().into_iter().map(|c| c.1).collect()
-    }
-    fn clear(&self) {
-        self.calls.lock().unwrap().clear();
-        self.skews.lock().unwrap().clear();
-    }
-}
-
-impl ApiObserver for Recorder {
-    fn on_request(&self, endpoint: Endpoint, status_label: &str, up: bool, _: Duration) {
-        self.calls
-            .lock()
-            .unwrap()
-            .push((endpoint, status_label.to_string(), up));
-    }
-    fn on_clock_skew(&self, seconds: f64) {
-        self.skews.lock().unwrap().push(seconds);
-    }
 }
 
 struct Harness {

@@ -1,7 +1,9 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
+use itniotech_exporter::api::{ApiObserver, Endpoint};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One sample of an exposition: name, labels, value.
@@ -149,4 +151,37 @@ pub fn substitute_grafana_vars(expr: &str, value: impl Fn(&str) -> &'static str)
         out.push_str(value(&name));
     }
     out
+}
+
+/// An `ApiObserver` that records every attempt the client reports (endpoint, status label,
+/// up) and every clock-skew measurement.
+#[derive(Default)]
+pub struct Recorder {
+    pub calls: Mutex<Vec<(Endpoint, String, bool)>>,
+    pub skews: Mutex<Vec<f64>>,
+}
+
+impl Recorder {
+    pub fn calls(&self) -> Vec<(Endpoint, String, bool)> {
+        self.calls.lock().unwrap().clone()
+    }
+    pub fn labels(&self) -> Vec<String> {
+        self.calls().into_iter().map(|c| c.1).collect()
+    }
+    pub fn clear(&self) {
+        self.calls.lock().unwrap().clear();
+        self.skews.lock().unwrap().clear();
+    }
+}
+
+impl ApiObserver for Recorder {
+    fn on_request(&self, endpoint: Endpoint, status_label: &str, up: bool, _: Duration) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((endpoint, status_label.to_string(), up));
+    }
+    fn on_clock_skew(&self, seconds: f64) {
+        self.skews.lock().unwrap().push(seconds);
+    }
 }
