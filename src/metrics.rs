@@ -480,30 +480,12 @@ impl Ledger {
                     *raw = self.admit(u.family, pos, cap, value);
                 }
             }
-            if let Some((pos, values)) = spec.siblings {
-                for v in values {
-                    let mut sib = labels.clone();
-                    sib[pos] = (*v).to_string();
-                    let key = (u.family, sib);
-                    if !self.series.contains_key(&key) {
-                        self.series.insert(key.clone(), empty_value(&spec));
-                        touched.insert(key);
-                    }
-                }
-            }
-            if u.family == LedgerFamily::Fallbacks {
-                // The rescue ratio divides by fallbacks: its numerator exists as soon as they do.
-                let rescue = (
-                    LedgerFamily::FallbackRescues,
-                    vec![labels[0].clone(), labels[1].clone(), labels[3].clone()],
-                );
-                if !self.series.contains_key(&rescue) {
-                    self.series
-                        .insert(rescue.clone(), SeriesValue::Counter(0.0));
-                    touched.insert(rescue);
-                }
-            }
             let key = (u.family, labels);
+            if !self.series.contains_key(&key) {
+                // Companions are created with a series' first increment, so an existing series
+                // already has them: the common path does no sibling work.
+                self.init_companions(&spec, &key, &mut touched);
+            }
             let entry = self
                 .series
                 .entry(key.clone())
@@ -530,6 +512,38 @@ impl Ledger {
             touched.insert(key);
         }
         touched
+    }
+
+    /// Creates, at 0, the series that ratios over `key` divide by or into: the sibling
+    /// outcomes of its family, and for a fallback the rescue counter of the same flow.
+    fn init_companions(
+        &mut self,
+        spec: &FamilySpec,
+        key: &SeriesKey,
+        touched: &mut BTreeSet<SeriesKey>,
+    ) {
+        let (family, labels) = key;
+        let mut companions = Vec::new();
+        if let Some((pos, values)) = spec.siblings {
+            for v in values {
+                let mut sib = labels.clone();
+                sib[pos] = (*v).to_string();
+                companions.push(((*family, sib), empty_value(spec)));
+            }
+        }
+        if *family == LedgerFamily::Fallbacks {
+            let rescue = vec![labels[0].clone(), labels[1].clone(), labels[3].clone()];
+            companions.push((
+                (LedgerFamily::FallbackRescues, rescue),
+                SeriesValue::Counter(0.0),
+            ));
+        }
+        for (k, v) in companions {
+            if !self.series.contains_key(&k) {
+                self.series.insert(k.clone(), v);
+                touched.insert(k);
+            }
+        }
     }
 
     fn admit(&mut self, family: LedgerFamily, pos: usize, cap: usize, v: String) -> String {
