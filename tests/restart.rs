@@ -146,13 +146,25 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let mut receivers = Vec::new();
     let mut order_ids = Vec::new();
-    let mut send = |i: usize| {
+    // Order i: its sendRule request and its intake item. Every 5th of the first 40 is a voice
+    // OTP (the seed above was chosen for exactly this sequence).
+    let mut order = |i: usize| {
         let country = &COUNTRIES[i % COUNTRIES.len()];
         let to = random_receiver(country, &mut rng);
         receivers.push(to.clone());
         let order_id = format!("rst-{i:04}");
         order_ids.push(order_id.clone());
-        (to, order_id)
+        let item = serde_json::json!({"appId": "rstApp", "orderId": order_id});
+        let req = SendRequest {
+            app_id: "rstApp".into(),
+            template_id: None,
+            flow_id: None,
+            to,
+            channel: Some(if i < 40 && i % 5 == 0 { "call" } else { "sms" }.into()),
+            order_id: Some(order_id),
+            code: Some("123456".into()),
+        };
+        (req, item)
     };
     let post = |addr: String, items: Vec<serde_json::Value>| {
         let http = http.clone();
@@ -168,19 +180,9 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
     };
     let mut batch = Vec::new();
     for i in 0..40 {
-        let (to, order_id) = send(i);
-        gen.send_rule(&SendRequest {
-            app_id: "rstApp".into(),
-            template_id: None,
-            flow_id: None,
-            to,
-            channel: Some(if i % 5 == 0 { "call" } else { "sms" }.into()),
-            order_id: Some(order_id.clone()),
-            code: Some("123456".into()),
-        })
-        .await
-        .unwrap();
-        batch.push(serde_json::json!({"appId": "rstApp", "orderId": order_id}));
+        let (req, item) = order(i);
+        gen.send_rule(&req).await.unwrap();
+        batch.push(item);
     }
     post(agent_addr.clone(), batch).await;
     // Let some polls land, then kill -9 while most orders are still in flight.
@@ -193,19 +195,9 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
     let (agent2, agent_addr2) = spawn(&agent_args(&sim_url, &store_path));
     let mut batch = Vec::new();
     for i in 40..60 {
-        let (to, order_id) = send(i);
-        gen.send_rule(&SendRequest {
-            app_id: "rstApp".into(),
-            template_id: None,
-            flow_id: None,
-            to,
-            channel: Some("sms".into()),
-            order_id: Some(order_id.clone()),
-            code: Some("123456".into()),
-        })
-        .await
-        .unwrap();
-        batch.push(serde_json::json!({"appId": "rstApp", "orderId": order_id}));
+        let (req, item) = order(i);
+        gen.send_rule(&req).await.unwrap();
+        batch.push(item);
     }
     // A resubmission of pre-crash orders is a duplicate, not a second order.
     batch.push(serde_json::json!({"appId": "rstApp", "orderId": "rst-0000"}));
