@@ -645,12 +645,13 @@ impl prometheus_client::collector::Collector for LedgerCollector {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointStatus {
-    pub endpoint: String,
+    /// Not `endpoint`: prometheus-operator adds a target label of that name.
+    pub api_endpoint: String,
     pub status: String,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabel {
-    pub endpoint: String,
+    pub api_endpoint: String,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
@@ -887,14 +888,14 @@ impl Metrics {
         self.op
             .api_requests
             .get_or_create(&EndpointStatus {
-                endpoint: s(endpoint),
+                api_endpoint: s(endpoint),
                 status: s(status),
             })
             .inc();
         self.op
             .api_request_duration
             .get_or_create(&EndpointLabel {
-                endpoint: s(endpoint),
+                api_endpoint: s(endpoint),
             })
             .observe(secs);
         self.op.up.set(i64::from(up));
