@@ -99,6 +99,29 @@ fn otp_samples(text: &str) -> Vec<common::Sample> {
         .collect()
 }
 
+/// The exposition made comparable across runs: API latencies (wall-clock time) keep only their
+/// series, with `<t>` for the value; samples within a family are sorted, because the operational
+/// families iterate a hash map whose order differs per process.
+fn deterministic_exposition(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut block: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            block.sort();
+            out.append(&mut block);
+            out.push(line.to_string());
+        } else if line.starts_with("itniotech_api_request_duration_seconds") {
+            let series = line.rsplit_once(' ').map_or(line, |(s, _)| s);
+            block.push(format!("{series} <t>"));
+        } else {
+            block.push(line.to_string());
+        }
+    }
+    block.sort();
+    out.append(&mut block);
+    out.join("\n")
+}
+
 #[derive(Default, Debug)]
 struct Oracle {
     orders: BTreeMap<(String, String), f64>,
@@ -376,6 +399,10 @@ async fn orders_are_counted_exactly_once_and_survive_a_restart() {
     assert!(sum(&s, "itniotech_otp_order_verification_seconds_count", &[]) > 0.0);
     assert!(sum(&s, "itniotech_account_balance", &[("kind", "balance")]) > 0.0);
     assert_eq!(sum(&s, "itniotech_otp_flow_info", &[]), 4.0);
+
+    // The whole exposition is pinned: any change to names, labels, help or values is a reviewed
+    // diff. API latencies are wall-clock time, so only their bucket layout is kept.
+    insta::assert_snapshot!("metrics_after_e2e", deterministic_exposition(&text));
 
     // Polling again changes nothing; a restart restores exactly the same OTP series.
     manual.advance(Duration::from_secs(3600));
