@@ -10,9 +10,14 @@
 //! once, when final; an order whose late attempts are still in progress (or whose flow may still
 //! start a step) keeps being polled after it is final, until those settle or `max_age` passes.
 
-use crate::api::model::{CallAttempt, Flow, Matched, OrderRecord, SmsAttempt};
+use crate::api::model::{CallAttempt, Flow, Matched, OrderRecord, SmsAttempt, StepTrigger};
 use crate::country;
-use crate::metrics::Update;
+use crate::domain::Channel;
+use crate::ledger::{
+    AppCountryLabels, AppFlowLabels, CallLabels, CostLabels, FallbackLabels, OrderLabels,
+    OrderOutcome, OrderVerificationLabels, RescueLabels, SmsDeliveryLabels, SmsFailureLabels,
+    SmsLabels, SmsStatus, Update, VerificationLabels, VerificationResult,
+};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -36,7 +41,7 @@ pub struct OrderState {
     /// Identities of attempts seen so far; each new one after the first is a fallback.
     pub seen: BTreeSet<String>,
     /// Channel of the latest attempt seen (a verificationId record shows only the current one).
-    pub last_channel: Option<String>,
+    pub last_channel: Option<Channel>,
     /// A record was found at least once.
     pub record_seen: bool,
     /// Consecutive failed polls (transport or vendor errors), for backoff.
@@ -114,22 +119,6 @@ pub struct Outcome {
 
 /// Flows by id, from the flow catalog poller.
 pub type FlowCatalog = HashMap<i64, Flow>;
-
-/// Channel label of an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Channel {
-    Sms,
-    Call,
-}
-
-impl Channel {
-    fn as_str(self) -> &'static str {
-        match self {
-            Channel::Sms => "sms",
-            Channel::Call => "call",
-        }
-    }
-}
 
 /// One attempt of either channel, in a common shape for ordering and outcome logic.
 struct Attempt<'a> {
@@ -256,14 +245,15 @@ pub fn on_record(
     // Fallbacks: each attempt after the first, counted when it first appears.
     for a in &list {
         if state.seen.insert(attempt_id(a)) {
-            if let Some(prev) = state
-                .last_channel
-                .as_deref()
-                .filter(|_| state.seen.len() > 1)
-            {
-                updates.push(Update::fallback(&app, &flow, prev, a.channel.as_str()));
+            if let Some(prev) = state.last_channel.filter(|_| state.seen.len() > 1) {
+                updates.push(Update::Fallback(FallbackLabels {
+                    app_id: app.clone(),
+                    flow_id: flow.clone(),
+                    from_channel: prev,
+                    to_channel: a.channel,
+                }));
             }
-            state.last_channel = Some(a.channel.as_str().to_string());
+            state.last_channel = Some(a.channel);
         }
     }
 
@@ -272,7 +262,11 @@ pub fn on_record(
         match (a.sms, a.call) {
             (Some(s), _) if state.counted.insert(attempt_id(a)) => {
                 let c = sms_country(s);
-                let status = if a.delivered { "delivered" } else { "failed" };
+                let status = if a.delivered {
+                    SmsStatus::Delivered
+                } else {
+                    SmsStatus::Failed
+                };
                 if let Some(done) = s.done_tm {
                     freshness.push(secs_between(done, now.fixed_offset()).unwrap_or(0.0));
                 }
@@ -281,26 +275,43 @@ pub fn on_record(
                     .map(|m| m.to_string())
                     .unwrap_or_else(|| "unknown".into());
                 let mnc = if mnc.len() > 4 { "unknown".into() } else { mnc };
-                updates.push(Update::sms(&app, &c, &mnc, status));
+                let app_country = AppCountryLabels {
+                    app_id: app.clone(),
+                    country: c.clone(),
+                };
+                updates.push(Update::Sms(SmsLabels {
+                    app_id: app.clone(),
+                    country: c.clone(),
+                    mnc,
+                    status,
+                }));
                 if !a.delivered {
-                    let reason = s.reason.as_deref().unwrap_or("unknown");
-                    updates.push(Update::sms_failure(&app, &c, reason));
+                    updates.push(Update::SmsFailure(SmsFailureLabels {
+                        app_id: app.clone(),
+                        country: c.clone(),
+                        reason: s.reason.clone().unwrap_or_else(|| "unknown".into()),
+                    }));
                 }
                 if let (Some(sub), Some(done)) = (s.submit_tm, s.done_tm) {
                     if let Some(d) = secs_between(sub, done) {
-                        updates.push(Update::sms_delivery_seconds(&app, &c, status, d));
+                        let labels = SmsDeliveryLabels {
+                            app_id: app.clone(),
+                            country: c.clone(),
+                            status,
+                        };
+                        updates.push(Update::SmsDeliverySeconds(labels, d));
                     }
                 }
                 if let (Some(sub), Some(sent)) = (s.submit_tm, s.send_tm) {
                     if let Some(d) = secs_between(sub, sent) {
-                        updates.push(Update::sms_queue_seconds(&app, &c, d));
+                        updates.push(Update::SmsQueueSeconds(app_country.clone(), d));
                     }
                 }
                 if let Some(n) = s.charge_cnt.filter(|n| *n > 0) {
-                    updates.push(Update::sms_segments(&app, &c, n as f64));
+                    updates.push(Update::SmsSegments(app_country, n as f64));
                 }
                 if let Some(pay) = s.pay {
-                    updates.push(Update::cost(&app, "sms", &c, currency, decimal_f64(pay)));
+                    updates.push(cost(&app, Channel::Sms, &c, currency, pay));
                 }
             }
             (_, Some(call)) if state.counted.insert(attempt_id(a)) => {
@@ -317,23 +328,34 @@ pub fn on_record(
                 } else {
                     code
                 };
-                let reason = call.termination_reason.as_deref().unwrap_or("unknown");
-                updates.push(Update::call(&app, &c, &code, reason));
+                let app_country = AppCountryLabels {
+                    app_id: app.clone(),
+                    country: c.clone(),
+                };
+                updates.push(Update::Call(CallLabels {
+                    app_id: app.clone(),
+                    country: c.clone(),
+                    termination_code: code,
+                    termination_reason: call
+                        .termination_reason
+                        .clone()
+                        .unwrap_or_else(|| "unknown".into()),
+                }));
                 if let (Some(sub), Some(ans)) = (call.submit_time, call.answer_time) {
                     if call.termination_code == Some(0) {
                         if let Some(d) = secs_between(sub, ans) {
-                            updates.push(Update::call_answer_seconds(&app, &c, d));
+                            updates.push(Update::CallAnswerSeconds(app_country.clone(), d));
                         }
                     }
                 }
                 if let Some(d) = call.call_duration.filter(|d| *d >= 0) {
-                    updates.push(Update::call_duration_seconds(&app, &c, d as f64));
+                    updates.push(Update::CallDurationSeconds(app_country.clone(), d as f64));
                 }
                 if let Some(d) = call.charged_duration.filter(|d| *d > 0) {
-                    updates.push(Update::call_billed_seconds(&app, &c, d as f64));
+                    updates.push(Update::CallBilledSeconds(app_country, d as f64));
                 }
-                if let Some(cost) = call.cost {
-                    updates.push(Update::cost(&app, "call", &c, currency, decimal_f64(cost)));
+                if let Some(amount) = call.cost {
+                    updates.push(cost(&app, Channel::Call, &c, currency, amount));
                 }
             }
             _ => {}
@@ -349,7 +371,11 @@ pub fn on_record(
     if !state.delivery_observed {
         if let (Some(sub), Some(done)) = (first_submit, first_delivery) {
             if let Some(d) = secs_between(sub, done) {
-                updates.push(Update::order_delivery_seconds(&app, &flow, d));
+                let labels = AppFlowLabels {
+                    app_id: app.clone(),
+                    flow_id: flow.clone(),
+                };
+                updates.push(Update::OrderDeliverySeconds(labels, d));
             }
             state.delivery_observed = true;
         }
@@ -380,49 +406,57 @@ pub fn on_record(
     // Unknown verificationId (matched 3) settles the order as it is: nothing more will come.
     let determinable =
         verified || any_delivered || matched == Matched::Unknown || (all_failed && !step_possible);
-    // A wrong code (matched 2) is not the end: users retype, so it is final only once the
-    // window in which they can still succeed has closed.
-    let settled = match matched {
-        Matched::Verified | Matched::Unknown => true,
-        Matched::Failed => now >= window_end,
-        _ => false,
-    };
+    let settled = matched.is_settled(now >= window_end);
     let final_now = !state.finalised
         && (expired
             || (settled && determinable)
             || (!in_progress && !step_possible && now >= window_end && determinable));
     if final_now {
         let outcome = if verified || any_delivered {
-            "delivered"
+            OrderOutcome::Delivered
         } else if all_failed {
-            "failed"
+            OrderOutcome::Failed
         } else {
-            "unresolved"
+            OrderOutcome::Unresolved
         };
-        updates.push(Update::order(&app, &flow, &order_country, outcome));
+        updates.push(Update::Order(OrderLabels {
+            app_id: app.clone(),
+            flow_id: flow.clone(),
+            country: order_country.clone(),
+            outcome,
+        }));
         let channel = verification_channel(record, &list);
         let result = match matched {
-            Matched::Verified => "verified",
-            Matched::Failed => "failed",
-            Matched::Unknown => "unknown",
-            _ => "not_verified",
+            Matched::Verified => VerificationResult::Verified,
+            Matched::Failed => VerificationResult::Failed,
+            Matched::Unknown => VerificationResult::Unknown,
+            _ => VerificationResult::NotVerified,
         };
-        updates.push(Update::verification(
-            &app,
-            &flow,
-            &order_country,
+        updates.push(Update::Verification(VerificationLabels {
+            app_id: app.clone(),
+            flow_id: flow.clone(),
+            country: order_country.clone(),
             channel,
             result,
-        ));
+        }));
         if verified {
             if let (Some(sub), Some(at)) = (first_submit, record.verifications.verified_date) {
                 if let Some(d) = secs_between(sub, at) {
-                    updates.push(Update::order_verification_seconds(&app, &flow, channel, d));
+                    let labels = OrderVerificationLabels {
+                        app_id: app.clone(),
+                        flow_id: flow.clone(),
+                        channel,
+                    };
+                    updates.push(Update::OrderVerificationSeconds(labels, d));
                 }
             }
         }
         if let Some(to) = rescue_channel(&list, record) {
-            updates.push(Update::fallback_rescue(&app, &flow, to));
+            updates.push(Update::FallbackRescue(RescueLabels {
+                app_id: app.clone(),
+                flow_id: flow.clone(),
+                to_channel: to,
+            }));
         }
         state.finalised = true;
     }
@@ -500,8 +534,8 @@ fn next_step_due(
     // The trigger of a step that starts on send failure cannot hold once the attempt delivered;
     // one that starts when unverified cannot hold once verified.
     let last_delivered = attempts_last_delivered(record);
-    match node.status {
-        Some(1) if last_delivered => return None,
+    match node.trigger {
+        StepTrigger::SendFailure if last_delivered => return None,
         _ if record.verifications.matched == Matched::Verified => return None,
         _ => {}
     }
@@ -513,23 +547,18 @@ fn attempts_last_delivered(record: &OrderRecord) -> bool {
     attempts(record).last().is_some_and(|a| a.delivered)
 }
 
-fn verification_channel(record: &OrderRecord, list: &[Attempt<'_>]) -> &'static str {
-    match record.verifications.channel.as_deref() {
-        Some("sms") => "sms",
-        Some("call") => "call",
-        Some("sna") => "sna",
-        _ => list
-            .iter()
+fn verification_channel(record: &OrderRecord, list: &[Attempt<'_>]) -> Channel {
+    record.verifications.channel.unwrap_or_else(|| {
+        list.iter()
             .rev()
             .find(|a| a.delivered)
             .or(list.last())
-            .map(|a| a.channel.as_str())
-            .unwrap_or("sms"),
-    }
+            .map_or(Channel::Sms, |a| a.channel)
+    })
 }
 
 /// The channel that rescued an order whose first attempt failed or went unverified.
-fn rescue_channel(list: &[Attempt<'_>], record: &OrderRecord) -> Option<&'static str> {
+fn rescue_channel(list: &[Attempt<'_>], record: &OrderRecord) -> Option<Channel> {
     if list.len() < 2 {
         return None;
     }
@@ -546,9 +575,9 @@ fn rescue_channel(list: &[Attempt<'_>], record: &OrderRecord) -> Option<&'static
         return None;
     }
     if let Some(a) = list[1..].iter().find(|a| a.delivered) {
-        return Some(a.channel.as_str());
+        return Some(a.channel);
     }
-    verified_at.map(|_| list[list.len() - 1].channel.as_str())
+    verified_at.map(|_| list[list.len() - 1].channel)
 }
 
 /// A poll that found no record.
@@ -560,7 +589,7 @@ pub fn on_not_found(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Ou
     let mut state = prev.clone();
     state.not_found += 1;
     if state.not_found > cfg.not_found_retries || is_expired(&state, now, cfg) {
-        return give_up(state, "not_found");
+        return give_up(state, OrderOutcome::NotFound);
     }
     // Records can lag the send by a few seconds: back off 1×, 2×, 4× the first delay.
     let backoff = cfg.first_delay * (1 << state.not_found.min(6));
@@ -573,7 +602,7 @@ pub fn on_error(prev: &OrderState, now: DateTime<Utc>, cfg: &Settings) -> Outcom
     let mut state = prev.clone();
     state.errors = state.errors.saturating_add(1);
     if is_expired(&state, now, cfg) {
-        return give_up(state, "unresolved");
+        return give_up(state, OrderOutcome::Unresolved);
     }
     // Back off: 1×, 2×, 4×… the interval, at most 10 minutes, so one broken order cannot
     // spend the account's query quota.
@@ -596,7 +625,7 @@ fn wait(state: OrderState, at: DateTime<Utc>) -> Outcome {
 }
 
 /// Finalises (if not yet) an order whose record cannot be read, and forgets it.
-fn give_up(mut state: OrderState, outcome: &str) -> Outcome {
+fn give_up(mut state: OrderState, outcome: OrderOutcome) -> Outcome {
     let mut updates = Vec::new();
     if !state.finalised {
         let flow = flow_label(&state, None);
@@ -604,17 +633,21 @@ fn give_up(mut state: OrderState, outcome: &str) -> Outcome {
             .country
             .clone()
             .unwrap_or_else(|| country::UNKNOWN.into());
-        updates.push(Update::order(&state.app_id, &flow, &c, outcome));
-        if outcome != "not_found" {
+        updates.push(Update::Order(OrderLabels {
+            app_id: state.app_id.clone(),
+            flow_id: flow.clone(),
+            country: c.clone(),
+            outcome,
+        }));
+        if outcome != OrderOutcome::NotFound {
             // The order existed, so its (unknown) verification counts as not verified.
-            let channel = state.last_channel.clone().unwrap_or_else(|| "sms".into());
-            updates.push(Update::verification(
-                &state.app_id,
-                &flow,
-                &c,
-                &channel,
-                "not_verified",
-            ));
+            updates.push(Update::Verification(VerificationLabels {
+                app_id: state.app_id.clone(),
+                flow_id: flow,
+                country: c,
+                channel: state.last_channel.unwrap_or(Channel::Sms),
+                result: VerificationResult::NotVerified,
+            }));
         }
         state.finalised = true;
     }
@@ -626,12 +659,28 @@ fn give_up(mut state: OrderState, outcome: &str) -> Outcome {
     }
 }
 
-/// Money to the exported float; exact parsing already happened, only export rounds.
-fn decimal_f64(d: rust_decimal::Decimal) -> f64 {
+/// A cost increment. Money is exact up to here; only the export rounds it to a float.
+fn cost(
+    app: &str,
+    channel: Channel,
+    country: &str,
+    currency: &str,
+    amount: rust_decimal::Decimal,
+) -> Update {
     use rust_decimal::prelude::ToPrimitive;
-    d.to_f64()
+    let amount = amount
+        .to_f64()
         .filter(|f| f.is_finite() && *f >= 0.0)
-        .unwrap_or(0.0)
+        .unwrap_or(0.0);
+    Update::Cost(
+        CostLabels {
+            app_id: app.to_owned(),
+            channel,
+            country: country.to_owned(),
+            currency: currency.to_owned(),
+        },
+        amount,
+    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use crate::accounting::Settings;
 use crate::api::{ApiError, Client, ClientConfig, Credentials};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::intake::IntakeObserver;
 use crate::metrics::Metrics;
 use crate::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller};
 use crate::server::{self, LandingInfo, ServerState};
@@ -50,18 +49,6 @@ pub struct Agent {
     intake_token: Option<String>,
 }
 
-/// Intake counters go to the operational metrics.
-struct IntakeMetrics(Arc<Metrics>);
-
-impl IntakeObserver for IntakeMetrics {
-    fn received(&self, source: &str, n: u64) {
-        self.0.received(source, n);
-    }
-    fn rejected(&self, reason: &str, n: u64) {
-        self.0.rejected(reason, n);
-    }
-}
-
 impl Agent {
     /// Opens the store (restoring persisted metrics) and builds every stage.
     pub fn build(cfg: Config, creds: Credentials, clock: SharedClock) -> Result<Agent, AgentError> {
@@ -91,7 +78,7 @@ impl Agent {
         };
         let tracker = Tracker::start(
             store,
-            metrics.clone(),
+            metrics.ledger.clone(),
             TrackerConfig {
                 sampling_ratio: cfg.sampling.ratio,
                 first_delay: settings.first_delay,
@@ -109,12 +96,12 @@ impl Agent {
             },
             creds,
             clock.clone(),
-            metrics.clone(),
+            metrics.op.clone(),
         )?;
         let flows = FlowCatalogHandle::default();
         let catalog = CatalogPoller {
             client: client.clone(),
-            metrics: metrics.clone(),
+            metrics: metrics.op.clone(),
             flows: flows.clone(),
             currency: cfg.api.currency.clone(),
         };
@@ -122,7 +109,7 @@ impl Agent {
             tracker: tracker.clone(),
             client,
             flows,
-            metrics: metrics.clone(),
+            metrics: metrics.op.clone(),
             settings,
             clock,
             concurrency: cfg.api.concurrency,
@@ -148,7 +135,7 @@ impl Agent {
         let flows = self.orders.flows.clone();
         server::router(ServerState {
             sink: Arc::new(self.tracker.clone()),
-            observer: Arc::new(IntakeMetrics(self.metrics.clone())),
+            observer: self.metrics.op.clone(),
             render_metrics: Arc::new(move || metrics.render()),
             ready: Arc::new(move || flows.attempted()),
             intake_token: self.intake_token.clone(),

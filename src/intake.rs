@@ -36,38 +36,31 @@
 //! They never echo a value from the body (which could be a phone number): only field names that
 //! look like identifiers (at most [`MAX_ECHO_CHARS`] characters) and lengths are shown.
 
+use crate::domain::{EnqueueReport, NewOrder, OrderKey};
+use crate::ledger::family::label_enum;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-/// The identity of an order on the platform: how its record is fetched.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum OrderKey {
-    /// Fetched with `POST /verification/orderId/record`.
-    Order { app_id: String, order_id: String },
-    /// Fetched with `GET /verification/record/{verificationId}`.
-    Verification { verification_id: String },
+label_enum! {
+    /// Where orders came from: the `source` label of `itniotech_exporter_orders_received_total`.
+    IntakeSource {
+        /// `POST /api/v1/orders`.
+        Http => "http",
+    }
 }
 
-/// One validated order from the intake.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewOrder {
-    pub key: OrderKey,
-    /// The task flow the order was sent with, when the caller knows it.
-    pub flow_id: Option<i64>,
-    /// When the caller submitted the order to the platform, when known.
-    pub submitted_at: Option<DateTime<Utc>>,
-}
-
-/// What the sink did with a batch of orders; returned to the HTTP client as JSON.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EnqueueReport {
-    /// Newly tracked orders.
-    pub accepted: usize,
-    /// Orders already tracked (acknowledged, not tracked twice).
-    pub duplicates: usize,
-    /// Orders left out by sampling.
-    pub sampled_out: usize,
+label_enum! {
+    /// Why orders were not tracked: the `reason` label of
+    /// `itniotech_exporter_orders_rejected_total`.
+    RejectReason {
+        /// The request or one of its items was malformed.
+        Invalid => "invalid",
+        /// Already tracked, or tracked recently.
+        Duplicate => "duplicate",
+        /// Outside the configured sample.
+        SampledOut => "sampled_out",
+    }
 }
 
 /// Where parsed orders go: implemented by the tracker.
@@ -89,10 +82,11 @@ pub enum SinkError {
 }
 
 /// Intake counters (`itniotech_exporter_orders_received_total{source}` and
-/// `itniotech_exporter_orders_rejected_total{reason}`), implemented by the metrics facade.
+/// `itniotech_exporter_orders_rejected_total{reason}`), implemented by the operational metrics.
+/// The intake is their only writer.
 pub trait IntakeObserver: Send + Sync + 'static {
-    fn received(&self, source: &str, n: u64);
-    fn rejected(&self, reason: &str, n: u64);
+    fn received(&self, source: IntakeSource, n: u64);
+    fn rejected(&self, reason: RejectReason, n: u64);
 }
 
 /// The longest value ever echoed in an error message (field names only; never field values).

@@ -39,7 +39,10 @@ use subtle::ConstantTimeEq;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::intake::{parse_orders, EnqueueReport, IntakeObserver, OrderSink, SinkError};
+use crate::domain::EnqueueReport;
+use crate::intake::{
+    parse_orders, IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
+};
 
 /// The intake route.
 pub const INTAKE_PATH: &str = "/api/v1/orders";
@@ -282,7 +285,7 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
     let bytes = match read_body(&headers, body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge) => {
-            state.observer.rejected("invalid", 1);
+            state.observer.rejected(RejectReason::Invalid, 1);
             return json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!(
@@ -301,7 +304,9 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
     let orders = match parse_orders(content_type, &bytes, state.max_items) {
         Ok(orders) => orders,
         Err(e) => {
-            state.observer.rejected("invalid", e.rejected_items());
+            state
+                .observer
+                .rejected(RejectReason::Invalid, e.rejected_items());
             tracing::debug!(error = %e, "intake request rejected");
             let mut body = json!({ "error": e.to_string() });
             if let Some(index) = e.index() {
@@ -316,7 +321,9 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
     };
-    state.observer.received("http", orders.len() as u64);
+    state
+        .observer
+        .received(IntakeSource::Http, orders.len() as u64);
     match state.sink.enqueue(orders).await {
         Ok(report) => {
             let EnqueueReport {
@@ -325,10 +332,14 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
                 ..
             } = report;
             if duplicates > 0 {
-                state.observer.rejected("duplicate", duplicates as u64);
+                state
+                    .observer
+                    .rejected(RejectReason::Duplicate, duplicates as u64);
             }
             if sampled_out > 0 {
-                state.observer.rejected("sampled_out", sampled_out as u64);
+                state
+                    .observer
+                    .rejected(RejectReason::SampledOut, sampled_out as u64);
             }
             (StatusCode::ACCEPTED, Json(report)).into_response()
         }

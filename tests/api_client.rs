@@ -282,7 +282,10 @@ async fn every_endpoint_round_trips() {
     assert_eq!(sent.verification_id, "24051409123310000417");
     let sent = client.send(&send_request()).await.unwrap();
     assert_eq!(sent.verification_id, "24051409123310000418");
-    assert_eq!(sent.channel.as_deref(), Some("call"));
+    assert_eq!(
+        sent.channel,
+        Some(itniotech_exporter::domain::Channel::Call)
+    );
 
     let good = client.verify("24051409123310000417", "4821").await.unwrap();
     assert_eq!(good.matched, Some(Matched::Verified));

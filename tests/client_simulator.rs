@@ -9,7 +9,7 @@ mod common;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use common::Recorder;
-use itniotech_exporter::api::model::{Flow, FlowNode, Matched, OrderRecord};
+use itniotech_exporter::api::model::{Channel, Flow, FlowNode, Matched, OrderRecord, StepTrigger};
 use itniotech_exporter::api::{
     ApiError, Client, ClientConfig, Credentials, Endpoint, SendRequest, VendorCode,
 };
@@ -132,8 +132,8 @@ fn expected_flows() -> Vec<Flow> {
                 .into_iter()
                 .map(|n| FlowNode {
                     waiting_time: Some(i64::from(n.waiting_time)),
-                    status: Some(i64::from(n.status)),
-                    channel: Some(n.channel.as_str().to_string()),
+                    trigger: n.trigger,
+                    channel: Some(n.channel.into()),
                     channel_cut: Some(i64::from(n.channel_cut)),
                 })
                 .collect(),
@@ -164,14 +164,14 @@ async fn every_endpoint_round_trips_against_the_simulator() {
         vec![
             FlowNode {
                 waiting_time: Some(60),
-                status: Some(1),
-                channel: Some("sms".into()),
+                trigger: StepTrigger::SendFailure,
+                channel: Some(Channel::Sms),
                 channel_cut: Some(0),
             },
             FlowNode {
                 waiting_time: Some(90),
-                status: Some(1),
-                channel: Some("call".into()),
+                trigger: StepTrigger::SendFailure,
+                channel: Some(Channel::Call),
                 channel_cut: Some(0),
             },
         ]
@@ -199,7 +199,7 @@ async fn every_endpoint_round_trips_against_the_simulator() {
         "yyMMddHHmmss at +08:00: {vid}"
     );
     assert_eq!(sent.to.as_deref(), Some(TO_ID));
-    assert_eq!(sent.channel.as_deref(), Some("sms"));
+    assert_eq!(sent.channel, Some(Channel::Sms));
 
     // record_by_order_id: arrays, normalised.
     let by_order = client
@@ -211,7 +211,7 @@ async fn every_endpoint_round_trips_against_the_simulator() {
     assert_eq!(by_order.flow_id, Some(1));
     assert_eq!(by_order.verifications.matched, Matched::NotChecked);
     assert_eq!(by_order.verifications.ori_receiver.as_deref(), Some(TO_ID));
-    assert_eq!(by_order.verifications.channel.as_deref(), Some("sms"));
+    assert_eq!(by_order.verifications.channel, Some(Channel::Sms));
     assert_eq!(by_order.verifications.order_id.as_deref(), Some("ord-rt-1"));
     assert_eq!(by_order.sms.len(), 1);
     assert!(by_order.call.is_empty() && by_order.sna.is_empty());
@@ -512,7 +512,7 @@ async fn an_order_walks_its_flow_and_the_balance_falls_by_its_charges() {
         "the call starts when the SMS node's 60 s wait ends"
     );
     assert_eq!(call.rate, Some(dec("0.0850")));
-    assert_eq!(r.verifications.channel.as_deref(), Some("call"));
+    assert_eq!(r.verifications.channel, Some(Channel::Call));
     assert_eq!(
         client.balance().await.unwrap().balance,
         Some(start - charges(&r))

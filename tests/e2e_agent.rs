@@ -13,7 +13,7 @@ use itniotech_exporter::api::model::{Matched, OrderRecord};
 use itniotech_exporter::api::{Client, ClientConfig, Credentials, NoopObserver, SendRequest};
 use itniotech_exporter::clock::{ManualClock, SharedClock};
 use itniotech_exporter::country;
-use itniotech_exporter::intake::{NewOrder, OrderKey};
+use itniotech_exporter::domain::{NewOrder, OrderKey};
 use itniotech_exporter::metrics::Metrics;
 use itniotech_exporter::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller};
 use itniotech_exporter::simulator::{
@@ -61,15 +61,15 @@ async fn start_agent(dir: &std::path::Path, base: &str, clock: SharedClock) -> A
     let metrics = Arc::new(Metrics::new(ledger, "test", "test"));
     let tracker = Tracker::start(
         store,
-        metrics.clone(),
+        metrics.ledger.clone(),
         TrackerConfig::default(),
         clock.clone(),
     );
-    let api = client(base, clock.clone(), metrics.clone());
+    let api = client(base, clock.clone(), metrics.op.clone());
     let flows = FlowCatalogHandle::default();
     let catalog = CatalogPoller {
         client: api.clone(),
-        metrics: metrics.clone(),
+        metrics: metrics.op.clone(),
         flows: flows.clone(),
         currency: "USD".into(),
     };
@@ -79,7 +79,7 @@ async fn start_agent(dir: &std::path::Path, base: &str, clock: SharedClock) -> A
         tracker: tracker.clone(),
         client: api,
         flows,
-        metrics: metrics.clone(),
+        metrics: metrics.op.clone(),
         settings: Settings::default(),
         clock,
         concurrency: 8,

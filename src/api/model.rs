@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::str::FromStr;
 
+pub use crate::domain::Channel;
+
 /// The common reply envelope: `{"status":"0","reason":"success","data":...}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(bound(deserialize = "T: DeserializeOwned"))]
@@ -64,8 +66,9 @@ pub struct Verifications {
     /// Destination number: PII. Used only to derive the country, never stored or logged.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub ori_receiver: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_string")]
-    pub channel: Option<String>,
+    /// The channel of the current attempt; `None` when absent or not one the vendor documents.
+    #[serde(default, deserialize_with = "de_opt_channel")]
+    pub channel: Option<Channel>,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub order_id: Option<String>,
 }
@@ -111,9 +114,55 @@ impl Matched {
         }
     }
 
-    /// Verified, failed or unknown: the verification result is settled.
-    pub fn is_settled(self) -> bool {
-        matches!(self, Matched::Verified | Matched::Failed | Matched::Unknown)
+    /// Whether the verification result can no longer change. Verified and unknown (the
+    /// platform does not know the verificationId) are final at once; a wrong code is final only
+    /// once the verify window has closed, because users retype; anything else is not final.
+    pub fn is_settled(self, window_closed: bool) -> bool {
+        match self {
+            Matched::Verified | Matched::Unknown => true,
+            Matched::Failed => window_closed,
+            Matched::NotChecked | Matched::Sending | Matched::Other(_) => false,
+        }
+    }
+}
+
+/// What starts the next step of a task flow (a flow node's `status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum StepTrigger {
+    /// 1: the attempt failed to send (submit failure or a failed delivery report).
+    SendFailure,
+    /// 2: the code was not verified (a wrong code included).
+    Unverified,
+    /// Absent or undocumented.
+    #[default]
+    Unknown,
+}
+
+impl StepTrigger {
+    pub fn from_code(code: Option<i64>) -> Self {
+        match code {
+            Some(1) => StepTrigger::SendFailure,
+            Some(2) => StepTrigger::Unverified,
+            _ => StepTrigger::Unknown,
+        }
+    }
+
+    /// The vendor's code, for replies the simulator writes.
+    pub fn code(self) -> Option<i64> {
+        match self {
+            StepTrigger::SendFailure => Some(1),
+            StepTrigger::Unverified => Some(2),
+            StepTrigger::Unknown => None,
+        }
+    }
+
+    /// The `trigger` label of `itniotech_otp_flow_step_info`.
+    pub fn label(self) -> &'static str {
+        match self {
+            StepTrigger::SendFailure => "send_failure",
+            StepTrigger::Unverified => "unverified",
+            StepTrigger::Unknown => "unknown",
+        }
     }
 }
 
@@ -280,14 +329,22 @@ pub struct FlowNode {
     /// Seconds to wait before evaluating the trigger (30–120).
     #[serde(default, deserialize_with = "de_opt_i64")]
     pub waiting_time: Option<i64>,
-    /// 1 = next step on send failure, 2 = next step when not verified.
-    #[serde(default, deserialize_with = "de_opt_i64")]
-    pub status: Option<i64>,
-    #[serde(default, deserialize_with = "de_opt_string")]
-    pub channel: Option<String>,
+    /// The vendor's `status`: 1 = next step on send failure, 2 = next step when not verified.
+    #[serde(rename = "status", default, deserialize_with = "de_trigger")]
+    pub trigger: StepTrigger,
+    /// `None` when absent or not `sms`/`call`/`sna`.
+    #[serde(default, deserialize_with = "de_opt_channel")]
+    pub channel: Option<Channel>,
     /// 0 = switch channel for the next attempt, 1 = keep it.
     #[serde(default, deserialize_with = "de_opt_i64")]
     pub channel_cut: Option<i64>,
+}
+
+impl FlowNode {
+    /// Whether the next attempt switches channel (`channelCut` 0, the vendor's default).
+    pub fn switches_channel(&self) -> bool {
+        self.channel_cut.unwrap_or(0) == 0
+    }
 }
 
 /// `sms/getBalance`: fields at the top level, no `data`.
@@ -313,8 +370,8 @@ pub struct SendResult {
     pub verification_id: String,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub to: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_string")]
-    pub channel: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_channel")]
+    pub channel: Option<Channel>,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub sna_url: Option<String>,
 }
@@ -325,8 +382,8 @@ pub struct SendResult {
 pub struct VerifyResult {
     #[serde(default, deserialize_with = "de_opt_string")]
     pub verification_id: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_string")]
-    pub channel: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_channel")]
+    pub channel: Option<Channel>,
     #[serde(default, deserialize_with = "de_opt_matched")]
     pub matched: Option<Matched>,
 }
@@ -540,6 +597,16 @@ fn de_opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D:
 
 fn de_opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
     Ok(parse_time(&Value::deserialize(d)?))
+}
+
+fn de_opt_channel<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Channel>, D::Error> {
+    Ok(value_to_string(&Value::deserialize(d)?).and_then(|s| Channel::parse(&s)))
+}
+
+fn de_trigger<'de, D: Deserializer<'de>>(d: D) -> Result<StepTrigger, D::Error> {
+    Ok(StepTrigger::from_code(value_to_i64(&Value::deserialize(
+        d,
+    )?)))
 }
 
 fn de_matched<'de, D: Deserializer<'de>>(d: D) -> Result<Matched, D::Error> {

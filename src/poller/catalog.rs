@@ -5,11 +5,8 @@
 //! previous catalog: stale flows are better than none for scheduling.
 
 use crate::accounting::FlowCatalog;
-use crate::api::model::Flow;
 use crate::api::Client;
-use crate::metrics::{
-    BalanceLabels, FlowInfoLabels, FlowStepInfoLabels, FlowStepLabels, Metrics, PublishedFlows,
-};
+use crate::metrics::{BalanceKind, Operational};
 use rust_decimal::prelude::ToPrimitive;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -40,7 +37,7 @@ impl FlowCatalogHandle {
 #[derive(Clone)]
 pub struct CatalogPoller {
     pub client: Client,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<Operational>,
     pub flows: FlowCatalogHandle,
     pub currency: String,
 }
@@ -52,7 +49,7 @@ impl CatalogPoller {
         self.flows.attempted.store(true, Ordering::Release);
         match result {
             Ok(list) => {
-                publish_flow_metrics(&self.metrics, &list);
+                self.metrics.publish_flows(&list);
                 self.flows
                     .replace(list.into_iter().map(|f| (f.flow_id, f)).collect());
             }
@@ -67,19 +64,12 @@ impl CatalogPoller {
         match self.client.balance().await {
             Ok(b) => {
                 for (kind, value) in [
-                    ("balance", b.balance),
-                    ("gift", b.gift),
-                    ("credit", b.credit),
+                    (BalanceKind::Balance, b.balance),
+                    (BalanceKind::Gift, b.gift),
+                    (BalanceKind::Credit, b.credit),
                 ] {
                     if let Some(v) = value.and_then(|d| d.to_f64()) {
-                        self.metrics
-                            .op
-                            .balance
-                            .get_or_create(&BalanceLabels {
-                                kind: kind.into(),
-                                currency: self.currency.clone(),
-                            })
-                            .set(v);
+                        self.metrics.balance(kind, &self.currency, v);
                     }
                 }
             }
@@ -106,110 +96,5 @@ impl CatalogPoller {
                 _ = balance_tick.tick() => self.refresh_balance().await,
             }
         }
-    }
-}
-
-fn publish_flow_metrics(metrics: &Metrics, flows: &[Flow]) {
-    let op = &metrics.op;
-    let mut next = PublishedFlows::default();
-    for f in flows {
-        let id = f.flow_id.to_string();
-        let name: String = f
-            .name
-            .as_deref()
-            .unwrap_or("")
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
-        next.info.push(FlowInfoLabels {
-            flow_id: id.clone(),
-            flow_name: name,
-        });
-        for (i, node) in f.flow.iter().enumerate() {
-            let step = (i + 1).to_string();
-            let trigger = match node.status {
-                Some(1) => "send_failure",
-                Some(2) => "unverified",
-                _ => "unknown",
-            };
-            let channel = match node.channel.as_deref() {
-                Some("sms") => "sms",
-                Some("call") => "call",
-                Some("sna") => "sna",
-                _ => "unknown",
-            };
-            next.steps.push(FlowStepInfoLabels {
-                flow_id: id.clone(),
-                step: step.clone(),
-                channel: channel.into(),
-                trigger: trigger.into(),
-                channel_switch: (node.channel_cut.unwrap_or(0) == 0).to_string(),
-            });
-            let wait = FlowStepLabels {
-                flow_id: id.clone(),
-                step,
-            };
-            op.flow_step_wait
-                .get_or_create(&wait)
-                .set(node.waiting_time.unwrap_or(0));
-            next.waits.push(wait);
-        }
-    }
-    for l in &next.info {
-        op.flow_info.get_or_create(l).set(1);
-    }
-    for l in &next.steps {
-        op.flow_step_info.get_or_create(l).set(1);
-    }
-    // Deleted or renamed flows disappear; the current ones never blink out during a refresh.
-    let mut published = op.published_flows.lock().unwrap_or_else(|e| e.into_inner());
-    for l in published.info.iter().filter(|l| !next.info.contains(l)) {
-        op.flow_info.remove(l);
-    }
-    for l in published.steps.iter().filter(|l| !next.steps.contains(l)) {
-        op.flow_step_info.remove(l);
-    }
-    for l in published.waits.iter().filter(|l| !next.waits.contains(l)) {
-        op.flow_step_wait.remove(l);
-    }
-    *published = next;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::model::FlowNode;
-    use crate::metrics::Ledger;
-
-    fn flow(id: i64, name: &str, steps: usize) -> Flow {
-        Flow {
-            flow_id: id,
-            name: Some(name.into()),
-            flow: (0..steps)
-                .map(|_| FlowNode {
-                    waiting_time: Some(60),
-                    status: Some(1),
-                    channel: Some("sms".into()),
-                    channel_cut: Some(0),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn refresh_removes_only_stale_flow_series() {
-        let metrics = Metrics::new(Ledger::new(), "t", "t");
-        publish_flow_metrics(&metrics, &[flow(1, "a_flow", 2), flow(2, "b_flow", 1)]);
-        let text = metrics.render();
-        assert!(text.contains(r#"itniotech_otp_flow_info{flow_id="2",flow_name="b_flow"} 1"#));
-        assert!(text.contains(r#"itniotech_otp_flow_step_wait_seconds{flow_id="1",step="2"} 60"#));
-        // Flow 2 deleted, flow 1 renamed and shortened.
-        publish_flow_metrics(&metrics, &[flow(1, "a_renamed", 1)]);
-        let text = metrics.render();
-        assert!(text.contains(r#"itniotech_otp_flow_info{flow_id="1",flow_name="a_renamed"} 1"#));
-        assert!(!text.contains(r#"flow_name="a_flow""#));
-        assert!(!text.contains(r#"flow_id="2""#));
-        assert!(!text.contains(r#"itniotech_otp_flow_step_wait_seconds{flow_id="1",step="2"}"#));
     }
 }

@@ -3,8 +3,8 @@
 use crate::accounting::{self, Settings};
 use crate::api::Client;
 use crate::clock::SharedClock;
-use crate::intake::OrderKey;
-use crate::metrics::Metrics;
+use crate::domain::OrderKey;
+use crate::metrics::{Operational, PollResult};
 use crate::poller::catalog::FlowCatalogHandle;
 use crate::tracker::{DueOrder, Tracker, TrackerError};
 use futures::StreamExt;
@@ -20,7 +20,7 @@ pub struct OrderPoller {
     pub tracker: Tracker,
     pub client: Client,
     pub flows: FlowCatalogHandle,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<Operational>,
     pub settings: Settings,
     pub clock: SharedClock,
     /// Record requests in flight at most.
@@ -58,7 +58,7 @@ impl OrderPoller {
                 .max()
                 .unwrap_or(0)
                 .max(0);
-            self.metrics.op.poll_lag.set(max_lag_ms as f64 / 1000.0);
+            self.metrics.poll_lag(max_lag_ms as f64 / 1000.0);
             done.extend(due.iter().map(|o| o.key.clone()));
             let results: Vec<Result<(), TrackerError>> = futures::stream::iter(due)
                 .map(|o| self.poll_one(o))
@@ -93,22 +93,22 @@ impl OrderPoller {
                 }));
                 match accounted {
                     Ok(outcome) => {
-                        self.metrics.poll_result("ok");
+                        self.metrics.poll_finished(PollResult::Ok);
                         outcome
                     }
                     Err(_) => {
-                        self.metrics.poll_result("error");
+                        self.metrics.poll_finished(PollResult::Error);
                         tracing::error!("accounting a record panicked; retrying the order later");
                         accounting::on_error(&order.state, now, &self.settings)
                     }
                 }
             }
             Ok(None) => {
-                self.metrics.poll_result("not_found");
+                self.metrics.poll_finished(PollResult::NotFound);
                 accounting::on_not_found(&order.state, now, &self.settings)
             }
             Err(e) => {
-                self.metrics.poll_result("error");
+                self.metrics.poll_finished(PollResult::Error);
                 tracing::warn!(status = %e.status_label(), error = %e, "polling a record failed");
                 accounting::on_error(&order.state, now, &self.settings)
             }
@@ -117,7 +117,7 @@ impl OrderPoller {
         self.tracker.apply(order.key, outcome).await?;
         // Observed after the commit: the metric is only fresh once it is served.
         for f in freshness {
-            self.metrics.op.attempt_freshness.observe(f);
+            self.metrics.attempt_counted(f);
         }
         Ok(())
     }
@@ -126,12 +126,11 @@ impl OrderPoller {
     pub async fn refresh_backlog(&self) -> Result<(), TrackerError> {
         let stats = self.tracker.stats().await?;
         let now = self.clock.now();
-        self.metrics.op.orders_pending.set(stats.pending as i64);
         let age = stats
             .oldest_created
             .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
-        self.metrics.op.oldest_pending_age.set(age);
+        self.metrics.backlog(stats.pending, age);
         Ok(())
     }
 

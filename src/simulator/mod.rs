@@ -36,8 +36,8 @@ pub use config::{
     DEFAULT_INITIAL_BALANCE, DEFAULT_TIMESTAMP_WINDOW, DEMO_API_KEY, DEMO_API_SECRET,
 };
 pub use presets::{
-    country_of, operator_of, preset_flows, random_receiver, CallFailure, Channel, CountryPreset,
-    Flow, FlowNode, OperatorPreset, CALL_FAILURES, COUNTRIES,
+    country_of, operator_of, preset_flows, random_receiver, CallFailure, CountryPreset,
+    OperatorPreset, SimChannel, SimFlow, SimFlowNode, CALL_FAILURES, COUNTRIES,
 };
 
 use crate::clock::SharedClock;

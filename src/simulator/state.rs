@@ -11,8 +11,9 @@
 
 use super::config::{Chaos, Scenario};
 use super::plan::{self, CallPlan, PlannedAction, SmsConditions, SmsPlan};
-use super::presets::{self, Channel, CountryPreset, Flow, FlowNode, OperatorPreset};
+use super::presets::{self, CountryPreset, OperatorPreset, SimChannel, SimFlow, SimFlowNode};
 use super::UserAction;
+use crate::api::model::StepTrigger;
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -22,12 +23,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// A business error: HTTP 200 with a non-zero string status.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct ApiError {
+pub(crate) struct SimApiError {
     pub status: &'static str,
     pub reason: String,
 }
 
-impl ApiError {
+impl SimApiError {
     pub fn new(status: &'static str, reason: impl Into<String>) -> Self {
         Self {
             status,
@@ -42,14 +43,14 @@ impl ApiError {
     }
 }
 
-pub(crate) type ApiResult = Result<Value, ApiError>;
+pub(crate) type SimResult = Result<Value, SimApiError>;
 
 /// A validated send / sendRule request.
 #[derive(Clone, Debug)]
-pub(crate) struct SendRequest {
+pub(crate) struct SimSendRequest {
     pub app_id: String,
     pub to: String,
-    pub channel: Channel,
+    pub channel: SimChannel,
     pub flow_id: Option<i64>,
     pub order_id: Option<String>,
     /// `None` for `send` (the platform generates the code).
@@ -99,10 +100,10 @@ impl Attempt {
             AttemptKind::Call(c) => c.submit,
         }
     }
-    fn channel(&self) -> Channel {
+    fn channel(&self) -> SimChannel {
         match self.kind {
-            AttemptKind::Sms(_) => Channel::Sms,
-            AttemptKind::Call(_) => Channel::Call,
+            AttemptKind::Sms(_) => SimChannel::Sms,
+            AttemptKind::Call(_) => SimChannel::Call,
         }
     }
     fn charge(&self) -> (DateTime<Utc>, Decimal) {
@@ -155,7 +156,7 @@ struct Order {
     country: &'static CountryPreset,
     operator: &'static OperatorPreset,
     flow_id: Option<i64>,
-    nodes: Vec<FlowNode>,
+    nodes: Vec<SimFlowNode>,
     code: String,
     rng: ChaCha8Rng,
     attempts: Vec<Attempt>,
@@ -207,7 +208,7 @@ pub(crate) fn verify_prob(scenario: Scenario, country: &CountryPreset) -> f64 {
 impl Order {
     fn start_attempt(&mut self, node: usize, at: DateTime<Utc>, env: &mut Env<'_>) {
         let kind = match self.nodes[node].channel {
-            Channel::Sms => {
+            SimChannel::Sms => {
                 let cond = sms_conditions(env.scenario, env.chaos, self.country, self.operator);
                 AttemptKind::Sms(plan::plan_sms(
                     &mut self.rng,
@@ -217,7 +218,7 @@ impl Order {
                     cond,
                 ))
             }
-            Channel::Call => AttemptKind::Call(plan::plan_call(
+            SimChannel::Call => AttemptKind::Call(plan::plan_call(
                 &mut self.rng,
                 self.country,
                 self.operator,
@@ -291,9 +292,9 @@ impl Order {
                     self.decision_at = None;
                     let last = self.attempts.last().expect("an order has an attempt");
                     let node = last.node;
-                    let trigger = match self.nodes[node].status {
-                        1 => last.failed_by(t),
-                        _ => self.matched != 0,
+                    let trigger = match self.nodes[node].trigger {
+                        StepTrigger::SendFailure => last.failed_by(t),
+                        StepTrigger::Unverified | StepTrigger::Unknown => self.matched != 0,
                     };
                     if trigger && node + 1 < self.nodes.len() && *env.balance > Decimal::ZERO {
                         self.start_attempt(node + 1, t, env);
@@ -321,7 +322,7 @@ impl Order {
         }
     }
 
-    fn channel(&self) -> Channel {
+    fn channel(&self) -> SimChannel {
         self.attempts
             .last()
             .map(Attempt::channel)
@@ -420,13 +421,13 @@ fn call_json(c: &CallPlan, now: DateTime<Utc>) -> Value {
     })
 }
 
-fn flow_json(f: &Flow) -> Value {
+fn flow_json(f: &SimFlow) -> Value {
     json!({
         "flowId": f.id,
         "name": f.name,
         "flow": f.nodes.iter().map(|n| json!({
             "waitingTime": n.waiting_time,
-            "status": n.status,
+            "status": n.trigger.code(),
             "channel": n.channel.as_str(),
             "channelCut": n.channel_cut,
         })).collect::<Vec<_>>(),
@@ -442,7 +443,7 @@ pub(crate) struct State {
     /// Drives chaos decisions (independent of the order RNGs).
     pub chaos_rng: ChaCha8Rng,
     pub balance: Decimal,
-    flows: BTreeMap<i64, Flow>,
+    flows: BTreeMap<i64, SimFlow>,
     next_flow_id: i64,
     orders: Vec<Order>,
     by_verification_id: HashMap<String, usize>,
@@ -460,7 +461,7 @@ impl State {
         balance: Decimal,
         virtual_users: bool,
     ) -> Self {
-        let flows: BTreeMap<i64, Flow> = presets::preset_flows()
+        let flows: BTreeMap<i64, SimFlow> = presets::preset_flows()
             .into_iter()
             .map(|f| (f.id, f))
             .collect();
@@ -508,30 +509,30 @@ impl State {
         std::mem::take(&mut self.outbox)
     }
 
-    pub fn send(&mut self, now: DateTime<Utc>, req: SendRequest) -> ApiResult {
+    pub fn send(&mut self, now: DateTime<Utc>, req: SimSendRequest) -> SimResult {
         self.advance(now);
         let nodes = match req.flow_id {
             Some(id) => match self.flows.get(&id) {
                 Some(f) => f.nodes.clone(),
-                None => return Err(ApiError::param("flowId does not exist")),
+                None => return Err(SimApiError::param("flowId does not exist")),
             },
-            None => vec![FlowNode {
+            None => vec![SimFlowNode {
                 waiting_time: 0,
-                status: 1,
+                trigger: StepTrigger::SendFailure,
                 channel: req.channel,
                 channel_cut: 0,
             }],
         };
         let Some(country) = presets::country_of(&req.to) else {
-            return Err(ApiError::new("-26", "Failed to get rate"));
+            return Err(SimApiError::new("-26", "Failed to get rate"));
         };
         if let Some(id) = &req.order_id {
             if self.by_order_id.contains_key(id) {
-                return Err(ApiError::new("-20", "orderId already exists"));
+                return Err(SimApiError::new("-20", "orderId already exists"));
             }
         }
         if self.balance <= Decimal::ZERO {
-            return Err(ApiError::new("-10", "Insufficient balance"));
+            return Err(SimApiError::new("-10", "Insufficient balance"));
         }
         let seq = self.orders.len() as u64;
         let mut rng =
@@ -590,12 +591,12 @@ impl State {
         }))
     }
 
-    pub fn verify(&mut self, now: DateTime<Utc>, verification_id: &str, code: &str) -> ApiResult {
+    pub fn verify(&mut self, now: DateTime<Utc>, verification_id: &str, code: &str) -> SimResult {
         self.advance(now);
         let idx = *self
             .by_verification_id
             .get(verification_id)
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(SimApiError::not_found)?;
         let order = &mut self.orders[idx];
         let matched = order.apply_verify(code, now);
         Ok(json!({
@@ -606,20 +607,20 @@ impl State {
         }))
     }
 
-    pub fn record_by_verification_id(&mut self, now: DateTime<Utc>, id: &str) -> ApiResult {
+    pub fn record_by_verification_id(&mut self, now: DateTime<Utc>, id: &str) -> SimResult {
         self.advance(now);
         let idx = *self
             .by_verification_id
             .get(id)
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(SimApiError::not_found)?;
         Ok(self.orders[idx].record_json(now, false))
     }
 
-    pub fn record_by_order_id(&mut self, now: DateTime<Utc>, app_id: &str, id: &str) -> ApiResult {
+    pub fn record_by_order_id(&mut self, now: DateTime<Utc>, app_id: &str, id: &str) -> SimResult {
         self.advance(now);
         match self.by_order_id.get(id).map(|&i| &self.orders[i]) {
             Some(order) if order.app_id == app_id => Ok(order.record_json(now, true)),
-            _ => Err(ApiError::not_found()),
+            _ => Err(SimApiError::not_found()),
         }
     }
 
@@ -628,37 +629,37 @@ impl State {
         self.balance
     }
 
-    pub fn flow_list(&self) -> ApiResult {
+    pub fn flow_list(&self) -> SimResult {
         Ok(Value::Array(self.flows.values().map(flow_json).collect()))
     }
 
-    pub fn flow_details(&self, id: i64) -> ApiResult {
+    pub fn flow_details(&self, id: i64) -> SimResult {
         self.flows
             .get(&id)
             .map(flow_json)
-            .ok_or_else(ApiError::not_found)
+            .ok_or_else(SimApiError::not_found)
     }
 
-    pub fn flow_add(&mut self, name: String, nodes: Vec<FlowNode>) -> ApiResult {
+    pub fn flow_add(&mut self, name: String, nodes: Vec<SimFlowNode>) -> SimResult {
         if self.flows.values().any(|f| f.name == name) {
-            return Err(ApiError::new("-20", "Data already exists"));
+            return Err(SimApiError::new("-20", "Data already exists"));
         }
         let id = self.next_flow_id;
         self.next_flow_id += 1;
-        let flow = Flow { id, name, nodes };
+        let flow = SimFlow { id, name, nodes };
         let reply = flow_json(&flow);
         self.flows.insert(id, flow);
         Ok(reply)
     }
 
-    pub fn flow_update(&mut self, id: i64, name: String, nodes: Vec<FlowNode>) -> ApiResult {
+    pub fn flow_update(&mut self, id: i64, name: String, nodes: Vec<SimFlowNode>) -> SimResult {
         if !self.flows.contains_key(&id) {
-            return Err(ApiError::not_found());
+            return Err(SimApiError::not_found());
         }
         if self.flows.values().any(|f| f.name == name && f.id != id) {
-            return Err(ApiError::new("-20", "Data already exists"));
+            return Err(SimApiError::new("-20", "Data already exists"));
         }
-        let flow = Flow { id, name, nodes };
+        let flow = SimFlow { id, name, nodes };
         let reply = flow_json(&flow);
         self.flows.insert(id, flow);
         Ok(reply)
@@ -678,11 +679,11 @@ mod tests {
         State::new(seed, scenario, chaos, Decimal::from(5000), virtual_users)
     }
 
-    fn req(to: &str, flow_id: Option<i64>, order_id: &str) -> SendRequest {
-        SendRequest {
+    fn req(to: &str, flow_id: Option<i64>, order_id: &str) -> SimSendRequest {
+        SimSendRequest {
             app_id: "app1".into(),
             to: to.into(),
-            channel: Channel::Sms,
+            channel: SimChannel::Sms,
             flow_id,
             order_id: Some(order_id.into()),
             code: Some("123456".into()),
@@ -911,10 +912,10 @@ mod tests {
     #[test]
     fn flows_add_update_and_reject_duplicates() {
         let mut st = state(1, Scenario::Normal, Chaos::default(), true);
-        let nodes = vec![FlowNode {
+        let nodes = vec![SimFlowNode {
             waiting_time: 30,
-            status: 1,
-            channel: Channel::Call,
+            trigger: StepTrigger::SendFailure,
+            channel: SimChannel::Call,
             channel_cut: 0,
         }];
         let f = st.flow_add("voice_only".into(), nodes.clone()).unwrap();
