@@ -98,6 +98,28 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// Checks the relations the schedule relies on; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("first_delay", self.first_delay),
+            ("interval", self.interval),
+            ("verify_window", self.verify_window),
+            ("max_age", self.max_age),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, d)| *d <= Duration::zero()) {
+            return Err(format!("{name} must be above 0"));
+        }
+        if self.grace < Duration::zero() {
+            return Err("grace must not be negative".into());
+        }
+        if self.max_age <= self.verify_window {
+            return Err("max_age must be longer than verify_window".into());
+        }
+        Ok(())
+    }
+}
+
 /// What to do with the order after this poll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {

@@ -4,11 +4,11 @@
 //! metrics → server exactly once, for both `run` and `demo`.
 
 use crate::accounting::Settings;
-use crate::api::{ApiError, Client, ClientConfig, Credentials};
+use crate::api::{ApiError, Client, ClientConfig, Credentials, RetryPolicy};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller};
+use crate::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller, PollerError};
 use crate::server::{self, LandingInfo, ServerState};
 use crate::tracker::store::{Store, StoreError};
 use crate::tracker::{Tracker, TrackerConfig};
@@ -26,6 +26,8 @@ pub enum AgentError {
     Store(#[from] StoreError),
     #[error("building the API client: {0}")]
     Api(#[from] ApiError),
+    #[error(transparent)]
+    Poller(#[from] PollerError),
     #[error("reading {what}: {source}")]
     Io {
         what: String,
@@ -86,34 +88,35 @@ impl Agent {
             },
             clock.clone(),
         );
-        let client = Client::new(
+        let client = Arc::new(Client::new(
             ClientConfig {
                 base_url: cfg.api.base_url.clone(),
                 timeout: cfg.api.timeout,
-                max_rps: cfg.api.max_rps,
-                max_attempts: cfg.api.max_attempts,
-                ..ClientConfig::default()
+                max_rps: Some(cfg.api.max_rps),
+                retry: RetryPolicy::new(cfg.api.max_attempts),
             },
             creds,
             clock.clone(),
             metrics.op.clone(),
-        )?;
+        )?);
         let flows = FlowCatalogHandle::default();
-        let catalog = CatalogPoller {
-            client: client.clone(),
-            metrics: metrics.op.clone(),
-            flows: flows.clone(),
-            currency: cfg.api.currency.clone(),
-        };
-        let orders = OrderPoller {
-            tracker: tracker.clone(),
+        let catalog = CatalogPoller::new(
+            client.clone(),
+            metrics.op.clone(),
+            flows.clone(),
+            cfg.api.currency.clone(),
+            cfg.flows.refresh_interval,
+            cfg.balance.refresh_interval,
+        )?;
+        let orders = OrderPoller::new(
+            tracker.clone(),
             client,
             flows,
-            metrics: metrics.op.clone(),
+            metrics.op.clone(),
             settings,
             clock,
-            concurrency: cfg.api.concurrency,
-        };
+            cfg.api.concurrency,
+        )?;
         Ok(Agent {
             metrics,
             tracker,
@@ -132,7 +135,7 @@ impl Agent {
     /// The HTTP router: metrics, health, readiness, landing page and intake.
     pub fn router(&self) -> axum::Router {
         let metrics = self.metrics.clone();
-        let flows = self.orders.flows.clone();
+        let flows = self.orders.flows().clone();
         server::router(ServerState {
             sink: Arc::new(self.tracker.clone()),
             observer: self.metrics.op.clone(),
@@ -158,11 +161,7 @@ impl Agent {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let router = self.router();
-        let catalog = self.catalog.clone();
-        let flows_every = self.cfg.flows.refresh_interval;
-        let balance_every = self.cfg.balance.refresh_interval;
-        let catalog_task =
-            tokio::spawn(catalog.run(flows_every, balance_every, wait(stop_rx.clone())));
+        let catalog_task = tokio::spawn(self.catalog.clone().run(wait(stop_rx.clone())));
         let orders_task = tokio::spawn(self.orders.clone().run(wait(stop_rx.clone())));
         let served = server::serve(listener, router, async move {
             shutdown.await;

@@ -5,7 +5,7 @@
 //! HTTP, and sends the codes the simulated users type through `verify`. Everything goes over
 //! loopback HTTP exactly as a real deployment would, so the demo exercises the whole product.
 
-use crate::api::{Client, SendRequest};
+use crate::api::{OtpSender, SendRequest};
 use crate::simulator::{random_receiver, Scenario, Simulator};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -57,7 +57,7 @@ pub struct TrafficStats {
 }
 
 pub struct TrafficGenerator {
-    pub client: Client,
+    pub sender: OtpSender,
     pub simulator: Simulator,
     pub http: reqwest::Client,
     pub cfg: TrafficConfig,
@@ -101,7 +101,7 @@ impl TrafficGenerator {
                         order_id: Some(order_id.clone()),
                         code: Some(code),
                     };
-                    match self.client.send_rule(&req).await {
+                    match self.sender.send_rule(&req).await {
                         Ok(sent) => {
                             stats.sent += 1;
                             let item = if by_verification_id {
@@ -123,7 +123,7 @@ impl TrafficGenerator {
                 }
                 _ = user_tick.tick() => {
                     for action in self.simulator.take_user_actions() {
-                        if self.client.verify(&action.verification_id, &action.code).await.is_ok() {
+                        if self.sender.verify(&action.verification_id, &action.code).await.is_ok() {
                             stats.verifies += 1;
                         }
                     }

@@ -4,7 +4,9 @@
 use anyhow::Context;
 use clap::Parser;
 use itniotech_exporter::agent::Agent;
-use itniotech_exporter::api::{Client, ClientConfig, Credentials, NoopObserver};
+use itniotech_exporter::api::{
+    Client, ClientConfig, Credentials, NoopObserver, OtpSender, RetryPolicy,
+};
 use itniotech_exporter::clock;
 use itniotech_exporter::config::{
     self, Cli, Command, Config, ConfigError, DemoArgs, RunArgs, SimulateArgs,
@@ -175,16 +177,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("Press Ctrl-C to stop.");
 
     let gen = TrafficGenerator {
-        client: Client::new(
+        // The generator plays the customer's backend: no rate limit of its own.
+        sender: OtpSender::new(Client::new(
             ClientConfig {
                 base_url: sim_url,
-                max_rps: 0.0,
-                ..ClientConfig::default()
+                timeout: Duration::from_secs(10),
+                max_rps: None,
+                retry: RetryPolicy::new(4),
             },
             Credentials::new(DEMO_API_KEY, DEMO_API_SECRET),
             clock::system(),
             Arc::new(NoopObserver),
-        )?,
+        )?),
         simulator: sim,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))

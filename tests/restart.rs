@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::{binary, parse_exposition, sum};
+use common::{binary, order_key, parse_exposition, sum};
 use itniotech_exporter::api::model::Matched;
-use itniotech_exporter::api::{Client, ClientConfig, Credentials, NoopObserver, SendRequest};
+use itniotech_exporter::api::{NoopObserver, OtpSender, RecordSource, SendRequest};
 use itniotech_exporter::simulator::{random_receiver, COUNTRIES, DEMO_API_KEY};
 use rand::SeedableRng;
 use std::io::{BufRead, BufReader};
@@ -131,17 +131,14 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
     let sim_url = format!("http://{sim_addr}");
     let (mut agent, agent_addr) = spawn(&agent_args(&sim_url, &store_path));
     let http = reqwest::Client::new();
-    let gen = Client::new(
-        ClientConfig {
-            base_url: sim_url.clone(),
-            max_rps: 0.0,
-            ..ClientConfig::default()
-        },
-        Credentials::new(DEMO_API_KEY, SECRET),
+    let reader = common::sim_client(
+        &sim_url,
+        DEMO_API_KEY,
+        SECRET,
         itniotech_exporter::clock::system(),
         Arc::new(NoopObserver),
-    )
-    .unwrap();
+    );
+    let gen = OtpSender::new(reader.clone());
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let mut receivers = Vec::new();
@@ -239,7 +236,10 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
         let mut recs = Vec::new();
         for row in &rows {
             let id = row.split(' ').next().unwrap().rsplit(':').next().unwrap();
-            recs.push(format!("{:?}", gen.record_by_order_id("rstApp", id).await));
+            recs.push(format!(
+                "{:?}",
+                reader.record(&order_key("rstApp", id)).await
+            ));
         }
         panic!(
             "orders did not finish:\n{}\n{}\n{}",
@@ -253,7 +253,11 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
     let (mut sms_ok, mut sms_fail, mut calls, mut delivered, mut verified) =
         (0.0, 0.0, 0.0, 0.0, 0.0);
     for id in &order_ids {
-        let rec = gen.record_by_order_id("rstApp", id).await.unwrap().unwrap();
+        let rec = reader
+            .record(&order_key("rstApp", id))
+            .await
+            .unwrap()
+            .unwrap();
         sms_ok += rec.sms.iter().filter(|s| s.status == Some(0)).count() as f64;
         sms_fail += rec.sms.iter().filter(|s| s.status == Some(1)).count() as f64;
         calls += rec.call.len() as f64;

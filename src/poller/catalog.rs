@@ -4,8 +4,9 @@
 //! schedule (a step's `waitingTime` says when a fallback can start). A failed refresh keeps the
 //! previous catalog: stale flows are better than none for scheduling.
 
+use super::PollerError;
 use crate::accounting::FlowCatalog;
-use crate::api::Client;
+use crate::api::RecordSource;
 use crate::metrics::{BalanceKind, Operational};
 use rust_decimal::prelude::ToPrimitive;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,18 +35,46 @@ impl FlowCatalogHandle {
     }
 }
 
+/// Refreshes the flow catalog and the balance.
 #[derive(Clone)]
 pub struct CatalogPoller {
-    pub client: Client,
-    pub metrics: Arc<Operational>,
-    pub flows: FlowCatalogHandle,
-    pub currency: String,
+    source: Arc<dyn RecordSource>,
+    metrics: Arc<Operational>,
+    flows: FlowCatalogHandle,
+    currency: String,
+    flows_every: Duration,
+    balance_every: Duration,
 }
 
 impl CatalogPoller {
+    /// Publishes flows into `flows` and both into `metrics`, refreshing the flows every
+    /// `flows_every` and the balance (labelled with `currency`) every `balance_every`.
+    pub fn new(
+        source: Arc<dyn RecordSource>,
+        metrics: Arc<Operational>,
+        flows: FlowCatalogHandle,
+        currency: String,
+        flows_every: Duration,
+        balance_every: Duration,
+    ) -> Result<CatalogPoller, PollerError> {
+        if flows_every.is_zero() || balance_every.is_zero() {
+            return Err(PollerError::Invalid(
+                "refresh intervals must be above 0".into(),
+            ));
+        }
+        Ok(CatalogPoller {
+            source,
+            metrics,
+            flows,
+            currency,
+            flows_every,
+            balance_every,
+        })
+    }
+
     /// Fetches flow/list once and publishes it.
     pub async fn refresh_flows(&self) {
-        let result = self.client.flow_list().await;
+        let result = self.source.flows().await;
         self.flows.attempted.store(true, Ordering::Release);
         match result {
             Ok(list) => {
@@ -61,7 +90,7 @@ impl CatalogPoller {
 
     /// Fetches the balance once and publishes it.
     pub async fn refresh_balance(&self) {
-        match self.client.balance().await {
+        match self.source.balance().await {
             Ok(b) => {
                 for (kind, value) in [
                     (BalanceKind::Balance, b.balance),
@@ -77,16 +106,11 @@ impl CatalogPoller {
         }
     }
 
-    /// Refreshes flows every `flows_every` and the balance every `balance_every` until shutdown.
-    pub async fn run(
-        self,
-        flows_every: Duration,
-        balance_every: Duration,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
+    /// Refreshes both periodically until shutdown.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut flows_tick = tokio::time::interval(flows_every.max(Duration::from_secs(1)));
-        let mut balance_tick = tokio::time::interval(balance_every.max(Duration::from_secs(1)));
+        let mut flows_tick = tokio::time::interval(self.flows_every);
+        let mut balance_tick = tokio::time::interval(self.balance_every);
         flows_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         balance_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

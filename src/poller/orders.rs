@@ -1,7 +1,8 @@
 //! The order poller: fetches due records with bounded concurrency and commits each outcome.
 
+use super::PollerError;
 use crate::accounting::{self, Settings};
-use crate::api::Client;
+use crate::api::RecordSource;
 use crate::clock::SharedClock;
 use crate::domain::OrderKey;
 use crate::metrics::{Operational, PollResult};
@@ -15,19 +16,53 @@ use std::time::Duration;
 /// Due orders fetched from the store per round.
 const ROUND: usize = 256;
 
+/// Polls due orders and commits what accounting makes of each record.
 #[derive(Clone)]
 pub struct OrderPoller {
-    pub tracker: Tracker,
-    pub client: Client,
-    pub flows: FlowCatalogHandle,
-    pub metrics: Arc<Operational>,
-    pub settings: Settings,
-    pub clock: SharedClock,
+    tracker: Tracker,
+    source: Arc<dyn RecordSource>,
+    flows: FlowCatalogHandle,
+    metrics: Arc<Operational>,
+    settings: Settings,
+    clock: SharedClock,
     /// Record requests in flight at most.
-    pub concurrency: usize,
+    concurrency: usize,
 }
 
 impl OrderPoller {
+    /// Polls with at most `concurrency` record requests in flight, scheduling by `settings`
+    /// and the flow catalog in `flows`.
+    pub fn new(
+        tracker: Tracker,
+        source: Arc<dyn RecordSource>,
+        flows: FlowCatalogHandle,
+        metrics: Arc<Operational>,
+        settings: Settings,
+        clock: SharedClock,
+        concurrency: usize,
+    ) -> Result<OrderPoller, PollerError> {
+        if concurrency == 0 {
+            return Err(PollerError::Invalid(
+                "concurrency must be at least 1".into(),
+            ));
+        }
+        settings.validate().map_err(PollerError::Invalid)?;
+        Ok(OrderPoller {
+            tracker,
+            source,
+            flows,
+            metrics,
+            settings,
+            clock,
+            concurrency,
+        })
+    }
+
+    /// The flow catalog this poller schedules by.
+    pub fn flows(&self) -> &FlowCatalogHandle {
+        &self.flows
+    }
+
     /// Polls every order due now, round after round, until none is due. Returns the number of
     /// polls. Tests drive the agent with this and a manual clock.
     pub async fn run_due(&self) -> Result<usize, TrackerError> {
@@ -62,7 +97,7 @@ impl OrderPoller {
             done.extend(due.iter().map(|o| o.key.clone()));
             let results: Vec<Result<(), TrackerError>> = futures::stream::iter(due)
                 .map(|o| self.poll_one(o))
-                .buffer_unordered(self.concurrency.max(1))
+                .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
             for r in results {
@@ -73,14 +108,7 @@ impl OrderPoller {
     }
 
     async fn poll_one(&self, order: DueOrder) -> Result<(), TrackerError> {
-        let result = match &order.key {
-            OrderKey::Order { app_id, order_id } => {
-                self.client.record_by_order_id(app_id, order_id).await
-            }
-            OrderKey::Verification { verification_id } => {
-                self.client.record_by_verification_id(verification_id).await
-            }
-        };
+        let result = self.source.record(&order.key).await;
         // The clock is read after the call so latency-based schedules start from the reply.
         let now = self.clock.now();
         let outcome = match result {

@@ -1,8 +1,15 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
-use itniotech_exporter::api::{ApiObserver, Endpoint};
+use itniotech_exporter::api::model::{Flow, OrderRecord, SendResult, VerifyResult};
+use itniotech_exporter::api::{
+    ApiError, ApiObserver, Balance, Client, ClientConfig, Credentials, Endpoint, OtpSender,
+    RecordSource, RetryPolicy, SendRequest,
+};
+use itniotech_exporter::clock::SharedClock;
+use itniotech_exporter::domain::OrderKey;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -183,5 +190,96 @@ impl ApiObserver for Recorder {
     }
     fn on_clock_skew(&self, seconds: f64) {
         self.skews.lock().unwrap().push(seconds);
+    }
+}
+
+/// A client for a simulator at `base`: no rate limit, three attempts with millisecond backoff.
+pub fn sim_client(
+    base: &str,
+    key: &str,
+    secret: &str,
+    clock: SharedClock,
+    observer: Arc<dyn ApiObserver>,
+) -> Client {
+    Client::new(
+        ClientConfig {
+            base_url: base.to_string(),
+            timeout: Duration::from_secs(5),
+            max_rps: None,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                backoff_min: Duration::from_millis(1),
+                backoff_max: Duration::from_millis(5),
+            },
+        },
+        Credentials::new(key, secret),
+        clock,
+        observer,
+    )
+    .expect("a valid client configuration")
+}
+
+/// The key of an order known by `(appId, orderId)`.
+pub fn order_key(app_id: &str, order_id: &str) -> OrderKey {
+    OrderKey::Order {
+        app_id: app_id.into(),
+        order_id: order_id.into(),
+    }
+}
+
+/// Both halves of the API client (what the agent reads, what the demo sends) under one name,
+/// so client tests call every endpoint the same way.
+#[derive(Clone, Debug)]
+pub struct TestApi {
+    pub client: Client,
+    pub sender: OtpSender,
+}
+
+impl TestApi {
+    pub fn new(client: Client) -> Self {
+        let sender = OtpSender::new(client.clone());
+        TestApi { client, sender }
+    }
+    pub async fn flow_list(&self) -> Result<Vec<Flow>, ApiError> {
+        self.client.flows().await
+    }
+    pub async fn record_by_order_id(
+        &self,
+        app_id: &str,
+        order_id: &str,
+    ) -> Result<Option<OrderRecord>, ApiError> {
+        self.client.record(&order_key(app_id, order_id)).await
+    }
+    pub async fn record_by_verification_id(
+        &self,
+        verification_id: &str,
+    ) -> Result<Option<OrderRecord>, ApiError> {
+        let key = OrderKey::Verification {
+            verification_id: verification_id.into(),
+        };
+        self.client.record(&key).await
+    }
+    pub async fn balance(&self) -> Result<Balance, ApiError> {
+        self.client.balance().await
+    }
+    pub async fn send(&self, req: &SendRequest) -> Result<SendResult, ApiError> {
+        self.sender.send(req).await
+    }
+    pub async fn send_rule(&self, req: &SendRequest) -> Result<SendResult, ApiError> {
+        self.sender.send_rule(req).await
+    }
+    pub async fn verify(
+        &self,
+        verification_id: &str,
+        code: &str,
+    ) -> Result<VerifyResult, ApiError> {
+        self.sender.verify(verification_id, code).await
+    }
+}
+
+impl Recorder {
+    /// The last clock skew the client measured, if any reply carried a `Date` header.
+    pub fn last_skew(&self) -> Option<f64> {
+        self.skews.lock().unwrap().last().copied()
     }
 }
