@@ -11,6 +11,7 @@
 //! start a step) keeps being polled after it is final, until those settle or `max_age` passes.
 
 use crate::api::model::{CallAttempt, Flow, Matched, OrderRecord, SmsAttempt, StepTrigger};
+use crate::config::{Config, HumanDuration};
 use crate::country;
 use crate::domain::Channel;
 use crate::ledger::{
@@ -84,17 +85,25 @@ pub struct Settings {
     pub not_found_retries: u32,
 }
 
+impl From<&Config> for Settings {
+    fn from(cfg: &Config) -> Self {
+        let d = |h: HumanDuration| Duration::from_std(h.get()).unwrap_or(Duration::MAX);
+        Settings {
+            currency: cfg.api.currency.to_string(),
+            first_delay: d(cfg.poll.first_delay),
+            interval: d(cfg.poll.interval),
+            grace: d(cfg.poll.grace),
+            verify_window: d(cfg.tracking.verify_window),
+            max_age: d(cfg.tracking.max_age),
+            not_found_retries: cfg.tracking.not_found_retries,
+        }
+    }
+}
+
+/// The settings of the default configuration.
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            currency: "USD".into(),
-            first_delay: Duration::seconds(5),
-            interval: Duration::seconds(15),
-            grace: Duration::seconds(5),
-            verify_window: Duration::minutes(5),
-            max_age: Duration::hours(2),
-            not_found_retries: 3,
-        }
+        Settings::from(&Config::default())
     }
 }
 

@@ -4,7 +4,7 @@
 //! metrics → server exactly once, for both `run` and `demo`.
 
 use crate::accounting::Settings;
-use crate::api::{ApiError, Client, ClientConfig, Credentials, RetryPolicy};
+use crate::api::{ApiError, Client, ClientConfig, Credentials};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -37,10 +37,6 @@ pub enum AgentError {
     Config(String),
 }
 
-fn chrono(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
 /// Every stage, built and connected but not yet running.
 pub struct Agent {
     pub metrics: Arc<Metrics>,
@@ -69,32 +65,14 @@ impl Agent {
             "store opened"
         );
         let metrics = Arc::new(Metrics::new(ledger, VERSION, REVISION));
-        let settings = Settings {
-            currency: cfg.api.currency.clone(),
-            first_delay: chrono(cfg.poll.first_delay),
-            interval: chrono(cfg.poll.interval),
-            grace: chrono(cfg.poll.grace),
-            verify_window: chrono(cfg.tracking.verify_window),
-            max_age: chrono(cfg.tracking.max_age),
-            not_found_retries: cfg.tracking.not_found_retries,
-        };
         let tracker = Tracker::start(
             store,
             metrics.ledger.clone(),
-            TrackerConfig {
-                sampling_ratio: cfg.sampling.ratio,
-                first_delay: settings.first_delay,
-                dedupe_window: (settings.max_age * 2).max(chrono::Duration::hours(24)),
-            },
+            TrackerConfig::from(&cfg),
             clock.clone(),
         );
         let client = Arc::new(Client::new(
-            ClientConfig {
-                base_url: cfg.api.base_url.clone(),
-                timeout: cfg.api.timeout,
-                max_rps: Some(cfg.api.max_rps),
-                retry: RetryPolicy::new(cfg.api.max_attempts),
-            },
+            ClientConfig::from(&cfg.api),
             creds,
             clock.clone(),
             metrics.op.clone(),
@@ -104,16 +82,16 @@ impl Agent {
             client.clone(),
             metrics.op.clone(),
             flows.clone(),
-            cfg.api.currency.clone(),
-            cfg.flows.refresh_interval,
-            cfg.balance.refresh_interval,
+            cfg.api.currency.to_string(),
+            cfg.flows.refresh_interval.get(),
+            cfg.balance.refresh_interval.get(),
         )?;
         let orders = OrderPoller::new(
             tracker.clone(),
             client,
             flows,
             metrics.op.clone(),
-            settings,
+            Settings::from(&cfg),
             clock,
             cfg.api.concurrency,
         )?;

@@ -39,6 +39,7 @@ use subtle::ConstantTimeEq;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::config::TelemetryPath;
 use crate::domain::EnqueueReport;
 use crate::intake::{
     parse_orders, IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
@@ -101,8 +102,8 @@ pub struct ServerState {
     /// When set, the intake requires `Authorization: Bearer <token>`. An empty token matches
     /// nothing.
     pub intake_token: Option<String>,
-    /// The path of the metrics route; must start with `/` and not be one of [`RESERVED_PATHS`].
-    pub telemetry_path: String,
+    /// The path of the metrics route.
+    pub telemetry_path: TelemetryPath,
     /// Larger intake bodies get `413`.
     pub max_body_bytes: usize,
     /// Intake requests with more items get `400`.
@@ -127,20 +128,12 @@ impl std::fmt::Debug for ServerState {
 }
 
 /// Build the router.
-///
-/// # Panics
-/// When `telemetry_path` does not start with `/` or is one of [`RESERVED_PATHS`]; the
-/// configuration rejects such values first.
 pub fn router(state: ServerState) -> Router {
     let telemetry_path = state.telemetry_path.clone();
-    assert!(
-        telemetry_path.starts_with('/') && !RESERVED_PATHS.contains(&telemetry_path.as_str()),
-        "invalid telemetry path {telemetry_path:?}"
-    );
     let state = Arc::new(state);
     Router::new()
         .route("/", get(landing))
-        .route(&telemetry_path, get(metrics))
+        .route(telemetry_path.as_str(), get(metrics))
         .route(HEALTHY_PATH, get(healthy))
         .route(READY_PATH, get(ready))
         .route(
@@ -375,7 +368,7 @@ fn landing_page(state: &ServerState) -> String {
     // Relative links keep working behind a reverse proxy that adds a path prefix.
     let rel = |path: &str| format!(".{path}");
     let mut links = vec![
-        ("Metrics".to_owned(), rel(&state.telemetry_path)),
+        ("Metrics".to_owned(), rel(state.telemetry_path.as_str())),
         ("Health".to_owned(), rel(HEALTHY_PATH)),
         ("Readiness".to_owned(), rel(READY_PATH)),
         ("Intake API".to_owned(), "#intake".to_owned()),

@@ -43,7 +43,7 @@ async fn serves_on_a_socket_and_shuts_down() {
         render_metrics: Arc::new(|| "itniotech_up 1\n# EOF\n".to_owned()),
         ready: Arc::new(|| true),
         intake_token: Some("tok".into()),
-        telemetry_path: "/metrics".into(),
+        telemetry_path: "/metrics".parse().unwrap(),
         max_body_bytes: 1 << 20,
         max_items: 100,
         landing: LandingInfo::default(),

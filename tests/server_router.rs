@@ -92,7 +92,7 @@ fn harness_with(mode: Mode, token: Option<&str>, ready: bool, telemetry_path: &s
         }),
         ready: Arc::new(move || ready),
         intake_token: token.map(str::to_owned),
-        telemetry_path: telemetry_path.to_owned(),
+        telemetry_path: telemetry_path.parse().unwrap(),
         max_body_bytes: 1024,
         max_items: 5,
         landing: LandingInfo {

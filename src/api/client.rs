@@ -48,6 +48,17 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
 }
 
+impl From<&crate::config::ApiConfig> for ClientConfig {
+    fn from(cfg: &crate::config::ApiConfig) -> Self {
+        ClientConfig {
+            base_url: cfg.base_url.to_string(),
+            timeout: cfg.timeout.get(),
+            max_rps: Some(cfg.max_rps.get()),
+            retry: RetryPolicy::new(cfg.max_attempts),
+        }
+    }
+}
+
 /// The signed itniotech API client. Cheap to clone; clones share the connection pool, the rate
 /// limiter and the clock-skew state.
 #[derive(Clone)]

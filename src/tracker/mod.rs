@@ -40,13 +40,25 @@ pub struct TrackerConfig {
     pub dedupe_window: Duration,
 }
 
+impl From<&crate::config::Config> for TrackerConfig {
+    fn from(cfg: &crate::config::Config) -> Self {
+        let d =
+            |h: crate::config::HumanDuration| Duration::from_std(h.get()).unwrap_or(Duration::MAX);
+        let max_age = d(cfg.tracking.max_age);
+        TrackerConfig {
+            sampling_ratio: cfg.sampling.ratio.get(),
+            first_delay: d(cfg.poll.first_delay),
+            // A duplicate can arrive as long as its order could still be tracked; a day at
+            // least covers clients that retry the next morning.
+            dedupe_window: (max_age * 2).max(Duration::hours(24)),
+        }
+    }
+}
+
+/// The settings of the default configuration.
 impl Default for TrackerConfig {
     fn default() -> Self {
-        TrackerConfig {
-            sampling_ratio: 1.0,
-            first_delay: Duration::seconds(5),
-            dedupe_window: Duration::hours(24),
-        }
+        TrackerConfig::from(&crate::config::Config::default())
     }
 }
 
