@@ -1,5 +1,5 @@
 use super::*;
-use crate::api::model::{Envelope, FlowNode};
+use crate::api::model::{Envelope, FlowNode, StepTrigger};
 use crate::ledger::{Ledger, LedgerFamily, SeriesValue};
 
 fn order(app: &str, flow: &str, country: &str, outcome: OrderOutcome) -> Update {
