@@ -26,7 +26,7 @@ use itniotech_exporter::tracker::{Tracker, TrackerConfig};
 use itniotech_exporter::{clock, country};
 use std::hint::black_box;
 
-/// An orderId record reply as in itniotech-api.md §3.6, with a flow that fell back twice: two
+/// An orderId record reply as in docs/vendor-api.md §3.6, with a flow that fell back twice: two
 /// failed SMS, then an answered call whose code was verified.
 const RECORD: &[u8] = br#"{"status":"0","reason":"success","data":{"orderId":"ord-88232","flowId":7,
  "verifications":{"matched":0,"verifiedDate":"2024-05-14T10:02:30+08:00","oriReceiver":"919876543210","channel":"call"},

@@ -11,6 +11,8 @@
 //!
 //! The simulator is a faithful fake of the vendor API used by `demo` and the tests.
 
+#![forbid(unsafe_code)]
+
 pub mod accounting;
 pub mod agent;
 pub mod api;

@@ -1,6 +1,8 @@
 //! The `itniotech-exporter` binary: parses flags and hands over to the library. Errors become one
 //! line on stderr; configuration and credential errors exit with 2.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use clap::Parser;
 use itniotech_exporter::agent::Agent;

@@ -1,4 +1,4 @@
-//! Every example reply in itniotech-api.md §3 and the seed vendor page parse into the models,
+//! Every example reply in docs/vendor-api.md §3 and the seed vendor page parse into the models,
 //! field by field, plus the variants the docs say a client must tolerate (§4).
 
 use chrono::{DateTime, FixedOffset, TimeZone};

@@ -19,7 +19,7 @@ use serde_yaml_ng::Value as Yaml;
 const RUNBOOK_BASE: &str =
     "https://github.com/itniotech-exporter/itniotech-exporter/blob/main/docs/runbook.md#";
 
-/// Alert names required by spec.md section 5.
+/// Alert names required by the product spec; each has a `## <Alert>` section in docs/runbook.md.
 const SPEC_ALERTS: &[&str] = &[
     "OtpSmsDeliveryFailureRateHigh",
     "OtpDeliveryErrorBudgetBurn",

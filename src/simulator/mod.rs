@@ -1,5 +1,5 @@
-//! A faithful fake of the itniotech OTP API (see `itniotech-api.md`), used by `demo`,
-//! `simulate` and the tests.
+//! A faithful fake of the itniotech OTP API, used by `demo`, `simulate` and the tests
+//! (docs/vendor-api.md §5 lists what it models and what it does not).
 //!
 //! It serves the same paths, headers, envelopes and quirks as the vendor (string top-level
 //! `status`, int `sms.status`, objects vs arrays on the two record calls, decimal strings,
