@@ -39,10 +39,10 @@ pub enum AgentError {
 
 /// Every stage, built and connected but not yet running.
 pub struct Agent {
-    pub metrics: Arc<Metrics>,
-    pub tracker: Tracker,
-    pub orders: OrderPoller,
-    pub catalog: CatalogPoller,
+    metrics: Arc<Metrics>,
+    tracker: Tracker,
+    orders: OrderPoller,
+    catalog: CatalogPoller,
     cfg: Config,
     intake_token: Option<String>,
 }
