@@ -277,8 +277,8 @@ pub async fn scrape(http: &reqwest::Client, addr: &str) -> Option<Vec<Sample>> {
 
 /// Whether an external tool can be run. When it cannot: a failure under `CI=true`, otherwise a
 /// printed notice and `false` so the caller skips its checks.
-pub fn tool_available(tool: &str, version_arg: &str, install_hint: &str) -> bool {
-    match Command::new(tool).arg(version_arg).output() {
+pub fn tool_available(tool: &str, version_args: &[&str], install_hint: &str) -> bool {
+    match Command::new(tool).args(version_args).output() {
         Ok(out) if out.status.success() => true,
         other => {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true");
