@@ -113,11 +113,14 @@ fn plan(i: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Planned {
     }
 }
 
+/// A metric name and a label filter (a subset of a series' labels).
+type Selector = (&'static str, Vec<(&'static str, String)>);
+
 /// The expected value of every business counter, from the simulator's final records.
 #[derive(Default, Debug)]
 struct Oracle {
-    /// (metric, label filter) → value; filters are exact label subsets.
-    counts: BTreeMap<(&'static str, Vec<(&'static str, String)>), f64>,
+    /// Selector → summed value of the matching series.
+    counts: BTreeMap<Selector, f64>,
     cost: BTreeMap<&'static str, Decimal>,
 }
 
