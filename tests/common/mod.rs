@@ -9,8 +9,9 @@ use itniotech_exporter::api::{
 use itniotech_exporter::clock::SharedClock;
 use itniotech_exporter::domain::OrderKey;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One sample of an exposition: name, labels, value.
@@ -281,5 +282,109 @@ impl Recorder {
     /// The last clock skew the client measured, if any reply carried a `Date` header.
     pub fn last_skew(&self) -> Option<f64> {
         self.skews.lock().unwrap().last().copied()
+    }
+}
+
+/// A child process of the binary whose stdout and stderr are captured; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub output: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no destructor, no flush, no graceful shutdown.
+    pub fn kill9(&mut self) {
+        // std's kill() sends SIGKILL on Unix.
+        self.child.kill().expect("kill -9");
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `args` and `envs` (API credentials, ...) and waits for the log line
+/// announcing its listening address, which it returns as `127.0.0.1:PORT`.
+pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Proc, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    let output = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let output = output.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                output.lock().unwrap().push_str(&line);
+                output.lock().unwrap().push('\n');
+                if line.contains("listening") {
+                    if let Some(addr) = find_loopback_addr(&line) {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        });
+    }
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no listening line; output:\n{}", output.lock().unwrap()));
+    (Proc { child, output }, addr)
+}
+
+/// The first `127.0.0.1:PORT` in a log line.
+pub fn find_loopback_addr(line: &str) -> Option<String> {
+    let i = line.find("127.0.0.1:")?;
+    let port: String = line[i + 10..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    (!port.is_empty()).then(|| format!("127.0.0.1:{port}"))
+}
+
+/// GET `http://{addr}/metrics`, parsed; `None` when the agent does not answer.
+pub async fn scrape(http: &reqwest::Client, addr: &str) -> Option<Vec<Sample>> {
+    let body = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(parse_exposition(&body))
+}
+
+/// Whether an external tool can be run. When it cannot: a failure under `CI=true`, otherwise a
+/// printed notice and `false` so the caller skips its checks.
+pub fn tool_available(tool: &str, version_args: &[&str], install_hint: &str) -> bool {
+    match Command::new(tool).args(version_args).output() {
+        Ok(out) if out.status.success() => true,
+        other => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !ci,
+                "{tool} is not usable and CI=true ({install_hint}): {other:?}"
+            );
+            eprintln!("NOTICE: {tool} is not usable, skipping its checks ({install_hint})");
+            false
+        }
     }
 }
