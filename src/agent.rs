@@ -28,10 +28,10 @@ pub enum AgentError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Poller(#[from] PollerError),
-    #[error("reading {what}: {source}")]
+    #[error("reading {what}: {error}")]
     Io {
         what: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{0}")]
     Config(String),
@@ -148,9 +148,9 @@ impl Agent {
         .await;
         let _ = catalog_task.await;
         let _ = orders_task.await;
-        served.map_err(|source| AgentError::Io {
+        served.map_err(|error| AgentError::Io {
             what: "the HTTP listener".into(),
-            source,
+            error,
         })
     }
 }

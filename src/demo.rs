@@ -32,16 +32,16 @@ pub enum DemoError {
     Agent(#[from] AgentError),
     #[error("building the traffic generator's client: {0}")]
     Client(#[from] ApiError),
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         what: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
     let what = what.into();
-    move |source| DemoError::Io { what, source }
+    move |error| DemoError::Io { what, error }
 }
 
 /// The demo's defaults, under the config file and the flags: loopback only, a store of its own
@@ -152,7 +152,7 @@ pub async fn run(
             .build()
             .map_err(|e| DemoError::Io {
                 what: "building the intake client".into(),
-                source: std::io::Error::other(e),
+                error: std::io::Error::other(e),
             })?,
         cfg: TrafficConfig {
             rate: args.rate,

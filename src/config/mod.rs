@@ -133,10 +133,10 @@ settings! {
 /// Why the configuration, the secrets or logging could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", .path.display())]
+    #[error("cannot read config file {}: {error}", .path.display())]
     ReadFile {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid config file {}: {message}", .path.display())]
     ParseFile { path: PathBuf, message: String },
@@ -147,11 +147,11 @@ pub enum ConfigError {
          or pass --api.key-file and --api.secret-file"
     )]
     MissingCredentials,
-    #[error("cannot read {what} file {}: {source}", .path.display())]
+    #[error("cannot read {what} file {}: {error}", .path.display())]
     ReadSecret {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{what} is empty{}", .path.as_ref().map(|p| format!(" (file {})", p.display())).unwrap_or_default())]
     EmptySecret {
@@ -253,9 +253,9 @@ impl Config {
         let file = match &args.config_file {
             Some(path) => {
                 let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                    std::fs::read_to_string(path).map_err(|error| ConfigError::ReadFile {
                         path: path.clone(),
-                        source,
+                        error,
                     })?;
                 Self::parse_file(path, &text)?
             }

@@ -71,10 +71,10 @@ fn secret(
 }
 
 fn read_secret_file(what: &'static str, path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadSecret {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::ReadSecret {
         what,
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let value = text.trim_end_matches(['\r', '\n']);
     if value.trim().is_empty() {

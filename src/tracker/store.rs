@@ -18,10 +18,10 @@ pub const SCHEMA_VERSION: i64 = 1;
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("cannot create the storage directory {path}: {source}")]
+    #[error("cannot create the storage directory {path}: {error}")]
     Dir {
         path: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "store schema version {found} is newer than this binary understands ({SCHEMA_VERSION})"
@@ -47,9 +47,9 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `dir/itniotech-exporter.db`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::Dir {
             path: dir.display().to_string(),
-            source,
+            error,
         })?;
         let conn = Connection::open(dir.join("itniotech-exporter.db"))?;
         Self::init(conn)
