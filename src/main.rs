@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use itniotech_exporter::agent::Agent;
+use itniotech_exporter::agent::{Agent, AgentError};
 use itniotech_exporter::api::Credentials;
 use itniotech_exporter::clock;
 use itniotech_exporter::config::{self, Cli, Command, Config, ConfigError, RunArgs, SimulateArgs};
@@ -30,7 +30,11 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             let config_error = e.downcast_ref::<ConfigError>().is_some()
-                || matches!(e.downcast_ref::<DemoError>(), Some(DemoError::Config(_)));
+                || matches!(e.downcast_ref::<AgentError>(), Some(AgentError::Config(_)))
+                || matches!(
+                    e.downcast_ref::<DemoError>(),
+                    Some(DemoError::Config(_) | DemoError::Agent(AgentError::Config(_)))
+                );
             if config_error {
                 ExitCode::from(2)
             } else {
@@ -82,7 +86,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(address = %addr, version = itniotech_exporter::agent::VERSION, "listening");
+    tracing::info!(
+        address = %addr,
+        tls = agent.tls(),
+        version = itniotech_exporter::agent::VERSION,
+        "listening"
+    );
     agent.run(listener, shutdown_signal()).await?;
     Ok(())
 }

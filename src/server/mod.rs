@@ -1,4 +1,4 @@
-//! The HTTP server: routes, limits, authentication and request logs; nothing else.
+//! The HTTP server: routes, authentication, limits and request logs; nothing else.
 //!
 //! | route | answer |
 //! |---|---|
@@ -6,44 +6,55 @@
 //! | `GET /-/healthy` | `200 Healthy` while the process serves |
 //! | `GET /-/ready` | `200 Ready`, or `503 Not ready` until the agent can take orders |
 //! | `GET /` | an HTML landing page with links |
-//! | `POST /api/v1/orders` | intake, see below |
+//! | `POST /api/v1/orders` | intake ([`intake`]) |
 //!
-//! Intake, in order: optional bearer token (`401`), body size limit (`413`), parsing and
-//! validation by [`crate::intake::parse_orders`] (`400 {"error", "index", ...}`), then
-//! [`OrderSink::enqueue`], which returns once the orders are durably stored (`202` with the
-//! [`EnqueueReport`]; `503` when the store is unavailable or the agent is shutting down). Every
-//! error body is JSON `{"error": "..."}`.
+//! Every route, in order ([`guard`]): the web config's `rate_limit` (`429`), then
+//! authentication: basic auth from the web config on every route (like the exporter-toolkit),
+//! and on the intake the bearer token of `--intake.token-file` (either one when both are set);
+//! then the route; then the web config's response headers. Client certificates are checked
+//! during the TLS handshake ([`conn`]). Nothing is read from a body before authentication.
 //!
-//! Counting: a rejected request counts `rejected("invalid", items)` (items as far as known,
-//! at least 1; an oversized body counts 1). An accepted request counts `received("http", n)`
-//! before the sink is called, then `rejected("duplicate", d)` and `rejected("sampled_out", s)`
-//! from the sink's report. An unauthorised request counts nothing.
+//! Connections ([`conn`]): TLS from the web config, header/idle/write timeouts, a maximum
+//! number of connections (the longest-idle one gives way to a new one), and a shutdown that
+//! waits at most `--web.shutdown-timeout` for in-flight requests.
 //!
-//! Every request is logged with method, path (never the query), status and latency; bodies and
-//! tokens are never logged.
+//! Every refusal is counted (`itniotech_exporter_http_requests_rejected_total{reason}`,
+//! `itniotech_exporter_http_connections_dropped_total{reason}`) and logged at most once per
+//! reason every [`LOG_EVERY`] with the number of lines suppressed, so a flood cannot flood the
+//! logs. Logs show method, path (never the query), status and latency; never bodies or
+//! credentials.
 
-use std::future::Future;
-use std::sync::Arc;
+pub mod auth;
+pub mod conn;
+pub mod intake;
+mod landing;
+pub mod reload;
+pub mod tls;
+pub mod web_config;
+
+pub use conn::{serve, ConnInfo, ServeOptions};
+pub use intake::IntakeLimits;
+pub use reload::{watch_web_config, WebConfigHandle};
+pub use web_config::{WebConfig, WebConfigError};
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::StreamExt;
 use serde_json::json;
-use subtle::ConstantTimeEq;
-use tower::limit::ConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::TelemetryPath;
-use crate::domain::EnqueueReport;
-use crate::intake::{
-    parse_orders, IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
-};
+use crate::intake::{IntakeObserver, OrderSink};
+use crate::ledger::family::label_enum;
+use auth::{BcryptGate, Check};
 
 /// The intake route.
 pub const INTAKE_PATH: &str = "/api/v1/orders";
@@ -56,14 +67,94 @@ pub const RESERVED_PATHS: &[&str] = &["/", HEALTHY_PATH, READY_PATH, INTAKE_PATH
 /// The content type of `GET /metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// Whole-request deadline (reading the body, parsing and the durable commit included); past it
-/// the client gets `503` and may retry: duplicates are acknowledged, never tracked twice.
+/// Whole-request deadline once the headers are in (reading the body, parsing and the durable
+/// commit included); past it the client gets `503` and may retry: duplicates are
+/// acknowledged, never tracked twice.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Intake requests handled at once; more wait (until [`REQUEST_TIMEOUT`]), which bounds memory
-/// to about `INTAKE_CONCURRENCY × max_body_bytes`.
-pub const INTAKE_CONCURRENCY: usize = 16;
-/// `Retry-After` seconds sent with a `503` from the intake.
+/// `Retry-After` seconds sent with a `503` or `429`.
 pub const RETRY_AFTER_SECS: u64 = 5;
+/// A rejection reason is logged at most once per this period.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+/// The realm of the basic-auth challenge.
+const REALM: &str = "Basic realm=\"itniotech-exporter\"";
+
+label_enum! {
+    /// Why the server refused a request: the `reason` label of
+    /// `itniotech_exporter_http_requests_rejected_total`.
+    Rejection {
+        /// `401`: missing or wrong credentials.
+        Unauthorized => "unauthorized",
+        /// `429`: too many uncached password checks right now (bcrypt is rationed).
+        AuthThrottled => "auth_throttled",
+        /// `429`: the web config's `rate_limit`.
+        RateLimited => "rate_limited",
+        /// `415`: an intake body that is not JSON or NDJSON.
+        UnsupportedMediaType => "unsupported_media_type",
+        /// `413`: an intake body over `--intake.max-body-bytes`.
+        BodyTooLarge => "body_too_large",
+        /// `408`: an intake body not sent within `--intake.read-timeout`.
+        BodyTimeout => "body_timeout",
+        /// `400`: an intake body that is not a valid list of orders.
+        BadRequest => "bad_request",
+        /// `429`: the intake is at `--intake.concurrency` or `--intake.max-buffered-bytes`.
+        Saturated => "saturated",
+        /// `503`: `--intake.max-pending` orders are already tracked.
+        BacklogFull => "backlog_full",
+        /// `503`: the store cannot take orders, or the agent is shutting down.
+        Unavailable => "unavailable",
+    }
+}
+
+label_enum! {
+    /// Why the server closed a connection itself: the `reason` label of
+    /// `itniotech_exporter_http_connections_dropped_total`.
+    ConnDrop {
+        /// No complete request head within `--web.read-header-timeout`.
+        HeaderTimeout => "header_timeout",
+        /// No new request within `--web.idle-timeout`.
+        IdleTimeout => "idle_timeout",
+        /// A response not taken within `--web.write-timeout`.
+        WriteTimeout => "write_timeout",
+        /// Closed, as the longest-idle connection, to make room at `--web.max-connections`.
+        Evicted => "evicted",
+        /// Refused at `--web.max-connections`: every connection was busy.
+        Refused => "refused",
+        /// No TLS handshake within `--web.read-header-timeout`.
+        TlsHandshakeTimeout => "tls_handshake_timeout",
+        /// A failed TLS handshake (wrong protocol, no or untrusted client certificate, ...).
+        TlsHandshakeError => "tls_handshake_error",
+        /// A client certificate without an allowed SAN (`client_allowed_sans`).
+        ClientNotAllowed => "client_not_allowed",
+        /// Still busy when `--web.shutdown-timeout` ran out.
+        Shutdown => "shutdown",
+    }
+}
+
+/// The server's own metrics, implemented by the operational metrics. The server is their only
+/// writer.
+pub trait HttpObserver: Send + Sync + 'static {
+    /// The configured limits, once at start.
+    fn limits(&self, max_connections: usize, max_pending: u64);
+    fn connection_opened(&self);
+    fn connection_closed(&self);
+    fn connection_dropped(&self, why: ConnDrop);
+    fn request_rejected(&self, why: Rejection);
+    /// A web config (re)load was tried at `unix_seconds`.
+    fn web_config_loaded(&self, ok: bool, unix_seconds: f64);
+}
+
+/// An observer that records nothing (tests of the routes alone).
+#[derive(Debug, Default)]
+pub struct NoopHttpObserver;
+
+impl HttpObserver for NoopHttpObserver {
+    fn limits(&self, _: usize, _: u64) {}
+    fn connection_opened(&self) {}
+    fn connection_closed(&self) {}
+    fn connection_dropped(&self, _: ConnDrop) {}
+    fn request_rejected(&self, _: Rejection) {}
+    fn web_config_loaded(&self, _: bool, _: f64) {}
+}
 
 /// What the landing page shows.
 #[derive(Debug, Clone)]
@@ -89,27 +180,61 @@ impl Default for LandingInfo {
     }
 }
 
-/// Everything the routes need; built by `main` from the other stages.
+/// Everything the routes need; built by the agent from the other stages.
 pub struct ServerState {
     /// Where parsed orders go (the tracker).
     pub sink: Arc<dyn OrderSink>,
     /// Intake counters.
     pub observer: Arc<dyn IntakeObserver>,
+    /// The server's own counters.
+    pub http: Arc<dyn HttpObserver>,
     /// Renders the registry as OpenMetrics text.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// Whether the agent can take orders (the store is open).
     pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
-    /// When set, the intake requires `Authorization: Bearer <token>`. An empty token matches
+    /// Orders tracked now, as of the last backlog refresh (no store query per request).
+    pub pending: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// When set, the intake takes `Authorization: Bearer <token>`. An empty token matches
     /// nothing.
     pub intake_token: Option<String>,
+    /// The web config in force (TLS, basic auth, headers, rate limit); reloadable.
+    pub web: WebConfigHandle,
     /// The path of the metrics route.
     pub telemetry_path: TelemetryPath,
     /// Larger intake bodies get `413`.
     pub max_body_bytes: usize,
     /// Intake requests with more items get `400`.
     pub max_items: usize,
+    /// Intake admission: concurrency, buffered bytes, body timeout, backlog ceiling.
+    pub intake_limits: IntakeLimits,
     /// The landing page's text.
     pub landing: LandingInfo,
+}
+
+impl ServerState {
+    /// A state with the given intake ends and every other field at its default: ready, no
+    /// token, no web config, the default limits and landing page.
+    pub fn new(
+        sink: Arc<dyn OrderSink>,
+        observer: Arc<dyn IntakeObserver>,
+        render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    ) -> ServerState {
+        ServerState {
+            sink,
+            observer,
+            http: Arc::new(NoopHttpObserver),
+            render_metrics,
+            ready: Arc::new(|| true),
+            pending: Arc::new(|| 0),
+            intake_token: None,
+            web: WebConfigHandle::default(),
+            telemetry_path: "/metrics".parse().expect("a valid path"),
+            max_body_bytes: 1 << 20,
+            max_items: 10_000,
+            intake_limits: IntakeLimits::default(),
+            landing: LandingInfo::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for ServerState {
@@ -122,45 +247,131 @@ impl std::fmt::Debug for ServerState {
             .field("telemetry_path", &self.telemetry_path)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_items", &self.max_items)
+            .field("intake_limits", &self.intake_limits)
             .field("landing", &self.landing)
             .finish_non_exhaustive()
     }
 }
 
+/// The state shared by the routes: the configuration and what the server owns at run time.
+struct Shared {
+    state: ServerState,
+    intake: intake::IntakeGate,
+    bcrypt: BcryptGate,
+    logs: LogLimiter,
+}
+
 /// Build the router.
 pub fn router(state: ServerState) -> Router {
     let telemetry_path = state.telemetry_path.clone();
-    let state = Arc::new(state);
+    let shared = Arc::new(Shared {
+        intake: intake::IntakeGate::new(&state.intake_limits),
+        state,
+        bcrypt: BcryptGate::default(),
+        logs: LogLimiter::default(),
+    });
     Router::new()
-        .route("/", get(landing))
+        .route("/", get(landing::landing))
         .route(telemetry_path.as_str(), get(metrics))
         .route(HEALTHY_PATH, get(healthy))
         .route(READY_PATH, get(ready))
-        .route(
-            INTAKE_PATH,
-            post(intake).layer(ConcurrencyLimitLayer::new(INTAKE_CONCURRENCY)),
-        )
+        .route(INTAKE_PATH, post(intake::intake))
         .fallback(not_found)
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(shared.clone(), guard))
+        .with_state(shared.clone())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(shared, log_request))
 }
 
-/// Serve `router` on `listener` until `shutdown` resolves, then finish in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// What a route needs before it runs: the web config's rate limit, then credentials.
+async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let web = shared.state.web.current();
+    if let Some(limiter) = &web.rate_limiter {
+        if limiter.check().is_err() {
+            return reject(
+                &shared,
+                Rejection::RateLimited,
+                too_many("rate limit exceeded"),
+            );
+        }
+    }
+    let intake = req.uri().path() == INTAKE_PATH;
+    let basic = web.config.basic_auth.as_ref();
+    let token = shared.state.intake_token.as_deref().filter(|_| intake);
+    if basic.is_some() || token.is_some() {
+        let headers = req.headers();
+        let bearer_ok = token.is_some_and(|t| auth::bearer_matches(t, headers));
+        if !bearer_ok {
+            let check = match (basic, auth::basic_credentials(headers)) {
+                (Some(users), Some((user, password))) => {
+                    let client = req
+                        .extensions()
+                        .get::<ConnInfo>()
+                        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.peer.ip());
+                    shared.bcrypt.check(users, client, &user, &password).await
+                }
+                _ => Check::Invalid,
+            };
+            match check {
+                Check::Valid => {}
+                Check::Invalid => {
+                    return reject(
+                        &shared,
+                        Rejection::Unauthorized,
+                        unauthorized(intake, basic.is_some(), token.is_some()),
+                    );
+                }
+                Check::Throttled => {
+                    return reject(
+                        &shared,
+                        Rejection::AuthThrottled,
+                        too_many("too many password checks, retry later"),
+                    );
+                }
+            }
+        }
+    }
+    let mut response = next.run(req).await;
+    for (name, value) in &web.config.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
 }
 
-async fn log_request(req: Request, next: Next) -> Response {
+fn unauthorized(intake: bool, basic: bool, bearer: bool) -> Response {
+    let mut response = if intake {
+        json_error(StatusCode::UNAUTHORIZED, "missing or invalid credentials")
+    } else {
+        (StatusCode::UNAUTHORIZED, "Unauthorized").into_response()
+    };
+    let h = response.headers_mut();
+    if basic {
+        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
+    }
+    if bearer {
+        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+fn too_many(message: &str) -> Response {
+    let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+    response
+}
+
+/// Counts a refusal and returns its response.
+fn reject(shared: &Shared, why: Rejection, response: Response) -> Response {
+    shared.state.http.request_rejected(why);
+    response
+}
+
+async fn log_request(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // The path only: a query string could carry anything.
     let path = req.uri().path().to_owned();
@@ -168,10 +379,16 @@ async fn log_request(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-    if status >= 500 {
-        tracing::warn!(%method, %path, status, latency_ms, "request");
-    } else if status >= 400 {
-        tracing::info!(%method, %path, status, latency_ms, "request");
+    if status >= 400 {
+        // Refusals come in floods when something is wrong or someone is probing: one line per
+        // status every LOG_EVERY, with the count of the lines left out.
+        shared.logs.log(status, |suppressed| {
+            if status >= 500 {
+                tracing::warn!(%method, %path, status, latency_ms, suppressed, "request");
+            } else {
+                tracing::info!(%method, %path, status, latency_ms, suppressed, "request");
+            }
+        });
     } else {
         // Scrapes, probes and accepted intake posts arrive every second: debug only.
         tracing::debug!(%method, %path, status, latency_ms, "request");
@@ -179,8 +396,35 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
-async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
-    let body = (state.render_metrics)();
+/// At most one log line per key every [`LOG_EVERY`].
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    last: Mutex<HashMap<u16, (tokio::time::Instant, u64)>>,
+}
+
+impl LogLimiter {
+    /// Calls `emit(suppressed)` when `key` was not logged within [`LOG_EVERY`]; otherwise
+    /// counts the line as suppressed.
+    pub fn log(&self, key: u16, emit: impl FnOnce(u64)) {
+        self.log_at(key, tokio::time::Instant::now(), emit);
+    }
+
+    fn log_at(&self, key: u16, now: tokio::time::Instant, emit: impl FnOnce(u64)) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = last.entry(key).or_insert((now - LOG_EVERY, 0));
+        if now.duration_since(entry.0) >= LOG_EVERY {
+            let suppressed = entry.1;
+            *entry = (now, 0);
+            drop(last);
+            emit(suppressed);
+        } else {
+            entry.1 += 1;
+        }
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let body = (shared.state.render_metrics)();
     (
         [(
             header::CONTENT_TYPE,
@@ -195,8 +439,8 @@ async fn healthy() -> &'static str {
     "Healthy"
 }
 
-async fn ready(State(state): State<Arc<ServerState>>) -> (StatusCode, &'static str) {
-    if (state.ready)() {
+async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
+    if (shared.state.ready)() {
         (StatusCode::OK, "Ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Not ready")
@@ -219,250 +463,23 @@ fn unavailable(message: &str) -> Response {
     response
 }
 
-/// Constant-time check of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn authorized(expected: Option<&str>, headers: &HeaderMap) -> bool {
-    let Some(expected) = expected else {
-        return true;
-    };
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    let token = token.trim();
-    scheme.eq_ignore_ascii_case("bearer")
-        && !expected.is_empty()
-        && bool::from(token.as_bytes().ct_eq(expected.as_bytes()))
-}
-
-enum BodyError {
-    TooLarge,
-    Read,
-}
-
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| BodyError::Read)?;
-        if buf.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(buf))
-}
-
-async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Body) -> Response {
-    if !authorized(state.intake_token.as_deref(), &headers) {
-        let mut response = json_error(
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid bearer token (Authorization: Bearer <token>)",
-        );
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return response;
-    }
-    let bytes = match read_body(&headers, body, state.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge) => {
-            state.observer.rejected(RejectReason::Invalid, 1);
-            return json_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "request body larger than {} bytes; split the batch",
-                    state.max_body_bytes
-                ),
-            );
-        }
-        Err(BodyError::Read) => {
-            return json_error(StatusCode::BAD_REQUEST, "could not read the request body");
-        }
-    };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let orders = match parse_orders(content_type, &bytes, state.max_items) {
-        Ok(orders) => orders,
-        Err(e) => {
-            state
-                .observer
-                .rejected(RejectReason::Invalid, e.rejected_items());
-            tracing::debug!(error = %e, "intake request rejected");
-            let mut body = json!({ "error": e.to_string() });
-            if let Some(index) = e.index() {
-                body["index"] = json!(index);
-            }
-            if let Some(line) = e.line() {
-                body["line"] = json!(line);
-            }
-            if let Some(field) = e.field() {
-                body["field"] = json!(field);
-            }
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
-        }
-    };
-    state
-        .observer
-        .received(IntakeSource::Http, orders.len() as u64);
-    match state.sink.enqueue(orders).await {
-        Ok(report) => {
-            let EnqueueReport {
-                duplicates,
-                sampled_out,
-                ..
-            } = report;
-            if duplicates > 0 {
-                state
-                    .observer
-                    .rejected(RejectReason::Duplicate, duplicates as u64);
-            }
-            if sampled_out > 0 {
-                state
-                    .observer
-                    .rejected(RejectReason::SampledOut, sampled_out as u64);
-            }
-            (StatusCode::ACCEPTED, Json(report)).into_response()
-        }
-        Err(SinkError::Unavailable(detail)) => {
-            tracing::warn!(%detail, "intake: store unavailable");
-            unavailable("store unavailable, retry later")
-        }
-        Err(SinkError::ShuttingDown) => unavailable("shutting down, retry later"),
-    }
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-async fn landing(State(state): State<Arc<ServerState>>) -> Html<String> {
-    Html(landing_page(&state))
-}
-
-fn landing_page(state: &ServerState) -> String {
-    let info = &state.landing;
-    // Relative links keep working behind a reverse proxy that adds a path prefix.
-    let rel = |path: &str| format!(".{path}");
-    let mut links = vec![
-        ("Metrics".to_owned(), rel(state.telemetry_path.as_str())),
-        ("Health".to_owned(), rel(HEALTHY_PATH)),
-        ("Readiness".to_owned(), rel(READY_PATH)),
-        ("Intake API".to_owned(), "#intake".to_owned()),
-    ];
-    links.extend(info.links.iter().cloned());
-    let items: String = links
-        .iter()
-        .map(|(text, href)| {
-            format!(
-                "<li><a href=\"{}\">{}</a></li>\n",
-                escape(href),
-                escape(text)
-            )
-        })
-        .collect();
-    let auth = if state.intake_token.is_some() {
-        "Requests need <code>Authorization: Bearer &lt;token&gt;</code>."
-    } else {
-        "No token is configured."
-    };
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{name}</title>
-<style>
-body {{ font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0; }}
-header {{ background: #e6522c; color: #fff; padding: 0.6em 1em; }}
-header h1 {{ margin: 0; font-size: 1.4em; }}
-main {{ padding: 0 1em 1em; max-width: 60em; }}
-pre, code {{ background: #f4f4f4; }}
-pre {{ padding: 0.6em; overflow-x: auto; }}
-</style>
-</head>
-<body>
-<header><h1>{name}</h1></header>
-<main>
-<p>{description}</p>
-<p>Version: {version}</p>
-<ul>
-{items}</ul>
-<h2 id="intake">Intake API</h2>
-<p><code>POST {intake}</code> takes a JSON object, a JSON array of objects, or NDJSON (one object
-per line), each <code>{{"appId", "orderId"}}</code> or <code>{{"verificationId"}}</code>, with the
-optional <code>flowId</code> and <code>submittedAt</code> (RFC 3339 or epoch seconds). At most
-{max_items} items and {max_body_bytes} bytes per request. {auth}</p>
-<p><code>202</code> once the orders are durably stored, with
-<code>{{"accepted", "duplicates", "sampled_out"}}</code>; <code>400</code> names the bad item
-(<code>index</code>, 0-based) and rejects the whole request.</p>
-<pre>curl -X POST -H 'Content-Type: application/json' \
-  -d '{{"appId":"Qw7rT2kZ","orderId":"ord-88231","flowId":7}}' \
-  http://HOST{intake}</pre>
-</main>
-</body>
-</html>
-"#,
-        name = escape(&info.name),
-        description = escape(&info.description),
-        version = escape(&info.version),
-        intake = INTAKE_PATH,
-        max_items = state.max_items,
-        max_body_bytes = state.max_body_bytes,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn headers(auth: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
-        h
-    }
-
     #[test]
-    fn bearer_token_check() {
-        assert!(authorized(None, &HeaderMap::new()));
-        assert!(!authorized(Some("s3cret"), &HeaderMap::new()));
-        assert!(authorized(Some("s3cret"), &headers("Bearer s3cret")));
-        assert!(authorized(Some("s3cret"), &headers("bearer  s3cret ")));
-        assert!(!authorized(Some("s3cret"), &headers("Bearer s3cre")));
-        assert!(!authorized(Some("s3cret"), &headers("Bearer s3cret2")));
-        assert!(!authorized(Some("s3cret"), &headers("Basic s3cret")));
-        assert!(!authorized(Some("s3cret"), &headers("s3cret")));
-        assert!(!authorized(Some(""), &headers("Bearer ")));
-    }
-
-    #[test]
-    fn html_escaping() {
-        assert_eq!(
-            escape(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+    fn log_limiter_emits_once_per_period_and_counts_the_rest() {
+        let limiter = LogLimiter::default();
+        let t0 = tokio::time::Instant::now();
+        let mut emitted = Vec::new();
+        for _ in 0..5 {
+            limiter.log_at(401, t0, |s| emitted.push(s));
+        }
+        limiter.log_at(503, t0, |s| emitted.push(s));
+        assert_eq!(emitted, [0, 0]);
+        limiter.log_at(401, t0 + LOG_EVERY / 2, |s| emitted.push(s));
+        assert_eq!(emitted, [0, 0]);
+        limiter.log_at(401, t0 + LOG_EVERY, |s| emitted.push(s));
+        assert_eq!(emitted, [0, 0, 5]);
     }
 }
