@@ -425,6 +425,16 @@ async fn slow_and_idle_clients_degrade_nothing_and_sigterm_does_not_wait_for_the
         ),
         50.0
     );
+    // Nothing lost or doubled: the five legitimate orders, exactly, and nothing else.
+    assert_eq!(
+        value(
+            &s,
+            "itniotech_exporter_orders_received_total",
+            &[("source", "http")]
+        ),
+        5.0
+    );
+    assert_eq!(value(&s, "itniotech_exporter_orders_pending", &[]), 5.0);
     drop(tasks);
     // SIGTERM with stalled clients attached: new idle connections and uploads mid-body.
     let _stalled = attack(&addr, 20, 20, true).await;
@@ -607,4 +617,120 @@ async fn junk_app_ids_cannot_lock_a_real_app_out_of_the_budget() {
         ),
         0.0
     );
+}
+
+/// Reads until the server closes (or resets) the connection; the bytes read, or None when it
+/// was still open after `limit`.
+async fn read_to_close(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        while let Ok(n @ 1..) = s.read(&mut buf).await {
+            out.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .ok()?;
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alives_are_closed_and_a_table_of_busy_requests_refuses_newcomers() {
+    let store = tempfile::tempdir().unwrap();
+    let token = token_file();
+    let (_sim, sim) = spawn_sim();
+    let (_agent, addr) = spawn_agent(
+        &sim,
+        store.path(),
+        &[
+            "--intake.token-file",
+            token.path().to_str().unwrap(),
+            "--web.max-connections",
+            "8",
+            "--web.idle-timeout",
+            "1s",
+            "--intake.read-timeout",
+            "1m",
+        ],
+    );
+    // A keep-alive connection that asks once and then waits is closed after the idle timeout.
+    let mut keep = TcpStream::connect(&addr).await.unwrap();
+    keep.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let answer = read_to_close(&mut keep, Duration::from_secs(10))
+        .await
+        .expect("the idle connection is closed");
+    let took = t.elapsed();
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{answer:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // Eight authenticated uploads stalled mid-body hold every connection, all busy: nothing
+    // can be evicted, so a newcomer is refused (closed without an answer), not queued.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\
+             Expect: 100-continue\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        // "100 Continue" comes when the intake starts reading the body: this request is busy.
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("100 Continue")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 100"), "{:?}", &buf[..n]);
+        s.write_all(b"[").await.unwrap();
+        stalled.push(s);
+    }
+    // Should a newcomer still be served (it must not), it is counted apart so that the
+    // assertions below say what happened.
+    let (refused, answered) = (std::cell::Cell::new(0.0), std::cell::Cell::new(0.0));
+    eventually(Duration::from_secs(10), || async {
+        let mut s = TcpStream::connect(&addr).await.ok()?;
+        let _ = s
+            .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let bytes = read_to_close(&mut s, Duration::from_secs(5))
+            .await
+            .expect("closed, at once or after the idle timeout");
+        if bytes.is_empty() {
+            refused.set(refused.get() + 1.0);
+            Some(())
+        } else {
+            answered.set(answered.get() + 1.0);
+            None
+        }
+    })
+    .await
+    .expect("a newcomer is refused while every connection is busy");
+    let (refused, answered) = (refused.get(), answered.get());
+    // The uploads give up: the scrape gets through again, and the refusals were counted.
+    drop(stalled);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let s = eventually(Duration::from_secs(10), || scrape(&http, &addr))
+        .await
+        .expect("scrapes work once the busy connections are gone");
+    let dropped = |reason| {
+        value(
+            &s,
+            "itniotech_exporter_http_connections_dropped_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(dropped("idle_timeout"), 1.0 + answered);
+    assert_eq!(dropped("refused"), refused);
+    assert_eq!(dropped("evicted"), 0.0);
 }

@@ -476,3 +476,169 @@ async fn prometheus_scrapes_over_tls_with_basic_auth() {
     }
     panic!("Prometheus never scraped the agent over TLS with basic auth:\n{last_error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_throttled_while_prometheus_keeps_scraping() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    write_web_config(
+        &web,
+        &format!("basic_auth_users:\n  prometheus: '{}'\n", hash(PASSWORD)),
+    );
+    let store = tempfile::tempdir().unwrap();
+    let (_sim, sim) = spawn_sim();
+    let (agent, addr) = spawn_agent(
+        &sim,
+        store.path(),
+        &["--web.config.file", web.to_str().unwrap()],
+    );
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/metrics");
+    let get = |password: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.get(&url)
+                .basic_auth("prometheus", Some(password))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(get(PASSWORD.into()).await.status(), 200);
+    // 40 different wrong passwords from one address: each costs a bcrypt until the address's
+    // budget (a burst of 10, then one a second) is spent, then 429 at once.
+    let (mut unauthorized, mut throttled) = (0.0, 0.0);
+    for i in 0..40 {
+        let r = get(format!("guess-{i}")).await;
+        match r.status().as_u16() {
+            401 => unauthorized += 1.0,
+            429 => {
+                assert_eq!(r.headers()["retry-after"], "1");
+                throttled += 1.0;
+            }
+            other => panic!("guess {i}: {other}"),
+        }
+    }
+    // The first, right, password took one of the 10 uncached checks.
+    assert!(
+        unauthorized >= 9.0 && throttled >= 20.0,
+        "{unauthorized} {throttled}"
+    );
+    // Prometheus, whose password was verified before, is not throttled: a cache hit.
+    let r = get(PASSWORD.into()).await;
+    assert_eq!(r.status(), 200);
+    let samples = parse_exposition(&r.text().await.unwrap());
+    let rejected = |reason| {
+        sum(
+            &samples,
+            "itniotech_exporter_http_requests_rejected_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(rejected("unauthorized"), unauthorized);
+    assert_eq!(rejected("auth_throttled"), throttled);
+    assert!(!agent.output().contains("guess-"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_config_rate_limit_answers_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    write_web_config(&web, "rate_limit:\n  interval: 2s\n  burst: 3\n");
+    let store = tempfile::tempdir().unwrap();
+    let (_sim, sim) = spawn_sim();
+    let (_agent, addr) = spawn_agent(
+        &sim,
+        store.path(),
+        &["--web.config.file", web.to_str().unwrap()],
+    );
+    let http = reqwest::Client::new();
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let r = http
+            .get(format!("http://{addr}/-/healthy"))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(codes, [200, 200, 200, 429, 429]);
+    // The bucket refills one request every 2 s; the scrape that gets through counts them all.
+    let mut refused = 2.0;
+    let samples = loop {
+        let r = http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break parse_exposition(&r.text().await.unwrap());
+        }
+        assert_eq!(r.status(), 429);
+        refused += 1.0;
+        assert!(refused < 50.0, "the rate limit never let a scrape through");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        sum(
+            &samples,
+            "itniotech_exporter_http_requests_rejected_total",
+            &[("reason", "rate_limited")]
+        ),
+        refused
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_the_tls_handshake_is_dropped() {
+    let pki = pki();
+    let web = pki.path("web.yml");
+    write_web_config(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    );
+    let store = tempfile::tempdir().unwrap();
+    let (_sim, sim) = spawn_sim();
+    let (_agent, addr) = spawn_agent(
+        &sim,
+        store.path(),
+        &[
+            "--web.config.file",
+            web.to_str().unwrap(),
+            "--web.read-header-timeout",
+            "1s",
+        ],
+    );
+    use tokio::io::AsyncReadExt;
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut buf))
+        .await
+        .expect("closed by the server")
+        .ok();
+    assert!(buf.is_empty());
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let samples = parse_exposition(
+        &pki.client(None)
+            .get(format!("https://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "itniotech_exporter_http_connections_dropped_total",
+            &[("reason", "tls_handshake_timeout")]
+        ),
+        1.0
+    );
+}

@@ -258,7 +258,16 @@ pub async fn serve(
                     }
                 }
                 let _ = stream.set_nodelay(true);
-                tasks.spawn(connection(cx.clone(), stream, peer, stop_rx.clone()));
+                // Registered here, not in the task: the next accept must see it in the count.
+                let state = Arc::new(ConnState::new(if cx.tls {
+                    Phase::Handshake
+                } else {
+                    Phase::Head
+                }));
+                let id = cx.registry.register(state.clone());
+                cx.observer.connection_opened();
+                let guard = Guard { cx: cx.clone(), id };
+                tasks.spawn(connection(cx.clone(), stream, peer, state, guard, stop_rx.clone()));
             }
         }
     }
@@ -285,16 +294,10 @@ async fn connection(
     cx: Arc<Context_>,
     stream: TcpStream,
     peer: SocketAddr,
+    state: Arc<ConnState>,
+    _guard: Guard,
     mut stop: watch::Receiver<bool>,
 ) {
-    let state = Arc::new(ConnState::new(if cx.tls {
-        Phase::Handshake
-    } else {
-        Phase::Head
-    }));
-    let id = cx.registry.register(state.clone());
-    cx.observer.connection_opened();
-    let _guard = Guard { cx: cx.clone(), id };
     if !cx.tls {
         let info = ConnInfo {
             peer,
