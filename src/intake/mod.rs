@@ -47,6 +47,8 @@ label_enum! {
     IntakeSource {
         /// `POST /api/v1/orders`.
         Http => "http",
+        /// The capture proxy's send path.
+        Proxy => "proxy",
     }
 }
 

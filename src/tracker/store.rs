@@ -19,10 +19,7 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot create the storage directory {path}: {error}")]
-    Dir {
-        path: String,
-        error: std::io::Error,
-    },
+    Dir { path: String, error: std::io::Error },
     #[error(
         "store schema version {found} is newer than this binary understands ({SCHEMA_VERSION})"
     )]
@@ -259,6 +256,15 @@ impl Tx<'_> {
                  ON CONFLICT(key) DO UPDATE SET at = excluded.at",
             )?
             .execute(params![k, now_ms])?;
+        Ok(())
+    }
+
+    /// Brings a pending order's next poll forward to `at_ms` (never later); a key not tracked
+    /// is ignored.
+    pub fn poll_soon(&self, key: &OrderKey, at_ms: i64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE orders SET next_poll = MIN(next_poll, ?2) WHERE key = ?1")?
+            .execute(params![key.to_key_string(), at_ms])?;
         Ok(())
     }
 
