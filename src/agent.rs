@@ -29,10 +29,7 @@ pub enum AgentError {
     #[error(transparent)]
     Poller(#[from] PollerError),
     #[error("reading {what}: {error}")]
-    Io {
-        what: String,
-        error: std::io::Error,
-    },
+    Io { what: String, error: std::io::Error },
     #[error("{0}")]
     Config(String),
 }

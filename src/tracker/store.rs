@@ -19,10 +19,7 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot create the storage directory {path}: {error}")]
-    Dir {
-        path: String,
-        error: std::io::Error,
-    },
+    Dir { path: String, error: std::io::Error },
     #[error(
         "store schema version {found} is newer than this binary understands ({SCHEMA_VERSION})"
     )]
