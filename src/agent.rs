@@ -34,6 +34,17 @@ pub enum AgentError {
     Io { what: String, error: std::io::Error },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{0}")]
+    Proxy(String),
+}
+
+/// The agent's bound sockets.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Metrics, probes, landing page and intake.
+    pub web: tokio::net::TcpListener,
+    /// The capture proxy, when configured.
+    pub proxy: Option<tokio::net::TcpListener>,
 }
 
 /// Every stage, built and connected but not yet running.
@@ -42,6 +53,8 @@ pub struct Agent {
     tracker: Tracker,
     orders: OrderPoller,
     catalog: CatalogPoller,
+    /// The capture proxy's router, when `--proxy.listen-address` is set.
+    proxy: Option<axum::Router>,
     cfg: Config,
     intake_token: Option<String>,
     web: WebConfigHandle,
@@ -113,11 +126,32 @@ impl Agent {
             clock.clone(),
             cfg.api.concurrency,
         )?;
+        let proxy = match cfg.proxy.listen_address {
+            None => None,
+            Some(_) => {
+                let upstream = reqwest::Url::parse(cfg.api.base_url.as_str()).map_err(|e| {
+                    ConfigError::Invalid {
+                        key: "api.base_url",
+                        message: e.to_string(),
+                    }
+                })?;
+                let http = crate::proxy::upstream_client(cfg.proxy.timeout.get())
+                    .map_err(|e| AgentError::Proxy(format!("the proxy's HTTP client: {e}")))?;
+                Some(crate::proxy::router(crate::proxy::ProxyState {
+                    upstream,
+                    http,
+                    sink: Arc::new(tracker.clone()),
+                    metrics: metrics.op.clone(),
+                    clock: clock.clone(),
+                }))
+            }
+        };
         Ok(Agent {
             metrics,
             tracker,
             orders,
             catalog,
+            proxy,
             cfg,
             intake_token,
             web,
@@ -157,11 +191,31 @@ impl Agent {
         self.web.current().config.tls.is_some()
     }
 
-    /// Serves on `listener` and runs the pollers until `shutdown` resolves, then stops them and
-    /// lets in-flight store writes finish.
+    /// Binds the listeners the configuration asks for: the web server and, when configured,
+    /// the capture proxy.
+    pub async fn bind(&self) -> Result<Listeners, AgentError> {
+        let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|error| AgentError::Io {
+                    what: format!("listening for {what} on {addr}"),
+                    error,
+                })
+        };
+        let web = bind(self.cfg.web.listen_address, "the web server").await?;
+        let proxy = match self.cfg.proxy.listen_address {
+            Some(addr) if self.proxy.is_some() => Some(bind(addr, "the capture proxy").await?),
+            _ => None,
+        };
+        Ok(Listeners { web, proxy })
+    }
+
+    /// Serves on the listeners and runs the pollers until `shutdown` resolves, then stops them
+    /// and lets in-flight store writes finish. Every listener goes through the same web config
+    /// (TLS, basic auth, rate limit, headers) and the same connection limits.
     pub async fn run(
         self,
-        listener: tokio::net::TcpListener,
+        listeners: Listeners,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), AgentError> {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -175,6 +229,28 @@ impl Agent {
         let started = self.clock.now().timestamp_millis() as f64 / 1000.0;
         server::HttpObserver::web_config_loaded(&*op, true, started);
         let catalog_task = tokio::spawn(self.catalog.clone().run(wait(stop_rx.clone())));
+        let proxy_task = match (self.proxy.clone(), listeners.proxy) {
+            (Some(proxy), Some(listener)) => {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(
+                        address = %addr,
+                        upstream = %self.cfg.api.base_url,
+                        tls = self.tls(),
+                        "capture proxy listening"
+                    );
+                }
+                let proxy = server::protect(proxy, self.web.clone(), op.clone());
+                Some(tokio::spawn(server::serve(
+                    listener,
+                    proxy,
+                    self.web.clone(),
+                    opts,
+                    op.clone(),
+                    wait(stop_rx.clone()),
+                )))
+            }
+            _ => None,
+        };
         let orders_task = tokio::spawn(self.orders.clone().run(wait(stop_rx.clone())));
         if let Some(path) = self.cfg.web.config_file.clone() {
             let tls = self.tls();
@@ -199,13 +275,23 @@ impl Agent {
                 wait(stop_rx.clone()),
             ));
         }
-        let served = server::serve(listener, router, self.web.clone(), opts, op, async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
+        let served = server::serve(
+            listeners.web,
+            router,
+            self.web.clone(),
+            opts,
+            op,
+            async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            },
+        )
         .await;
         let _ = catalog_task.await;
         let _ = orders_task.await;
+        if let Some(task) = proxy_task {
+            let _ = task.await;
+        }
         served.map_err(|error| AgentError::Io {
             what: "the HTTP listener".into(),
             error,

@@ -642,3 +642,107 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_dropped() {
         1.0
     );
 }
+
+/// The proxy's address from the agent's "capture proxy listening" log line.
+fn proxy_addr(proc: &Proc) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = proc.output();
+        if let Some(addr) = out
+            .lines()
+            .filter(|l| l.contains("capture proxy listening"))
+            .find_map(common::find_loopback_addr)
+        {
+            return addr;
+        }
+        assert!(Instant::now() < deadline, "no proxy line:\n{out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_capture_proxy_takes_tls_and_basic_auth_from_the_web_config() {
+    use itniotech_exporter::api::sign::sign;
+    let pki = pki();
+    let web = pki.path("web.yml");
+    write_web_config(
+        &web,
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
+             basic_auth_users:\n  prometheus: '{}'\n",
+            hash(PASSWORD)
+        ),
+    );
+    let store = tempfile::tempdir().unwrap();
+    let (_sim, sim) = spawn_sim();
+    let (agent, addr) = spawn_agent(
+        &sim,
+        store.path(),
+        &[
+            "--web.config.file",
+            web.to_str().unwrap(),
+            "--proxy.listen-address",
+            "127.0.0.1:0",
+        ],
+    );
+    let proxy = proxy_addr(&agent);
+    assert!(agent.output().contains("tls=true"));
+    let https = pki.client(None);
+    // An app's own signed call, sent to the proxy instead of the vendor.
+    let balance = |password: Option<&str>| {
+        let ts = itniotech_exporter::clock::system().now().timestamp();
+        let mut req = https
+            .get(format!("https://{proxy}/sms/getBalance"))
+            .header("Api-Key", DEMO_API_KEY)
+            .header("Timestamp", ts.to_string())
+            .header("Sign", sign(DEMO_API_KEY, DEMO_API_SECRET, ts));
+        if let Some(p) = password {
+            req = req.basic_auth("prometheus", Some(p));
+        }
+        req.send()
+    };
+    let r = balance(Some(PASSWORD)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "0", "the simulator's answer: {body}");
+    for password in [None, Some("wrong")] {
+        let r = balance(password).await.unwrap();
+        assert_eq!(r.status(), 401, "{password:?}");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Basic realm=\"itniotech-exporter\""
+        );
+    }
+    // Plain HTTP on the proxy's TLS port gets no HTTP answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{proxy}/sms/getBalance"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    let samples = scrape_with(&https, &format!("https://{addr}/metrics")).await;
+    // Only the authenticated call reached the vendor.
+    assert_eq!(
+        sum(
+            &samples,
+            "itniotech_exporter_proxy_request_duration_seconds_count",
+            &[]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "itniotech_exporter_http_requests_rejected_total",
+            &[("reason", "unauthorized")]
+        ),
+        2.0
+    );
+    assert!(
+        sum(
+            &samples,
+            "itniotech_exporter_http_connections_dropped_total",
+            &[("reason", "tls_handshake_error")]
+        ) >= 1.0
+    );
+}

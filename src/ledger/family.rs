@@ -184,6 +184,11 @@ label_struct! {
     CostLabels { app_id: String, channel: Channel, country: String, currency: String }
 }
 label_struct! {
+    /// `itniotech_otp_send_requests_total`: send calls the capture proxy forwarded, by the
+    /// vendor's answer (`"0"`, or a code such as the `-27`/`-28` send limits).
+    SendRequestLabels { app_id: String, channel: Channel, country: String, status: String }
+}
+label_struct! {
     /// `itniotech_otp_order_delivery_seconds`.
     AppFlowLabels { app_id: String, flow_id: String }
 }
@@ -211,6 +216,7 @@ pub enum LedgerFamily {
     Cost,
     OrderDeliverySeconds,
     OrderVerificationSeconds,
+    SendRequests,
 }
 
 /// Static description of a ledger family.
@@ -269,13 +275,19 @@ impl FamilySpec {
     /// The labels whose values come from outside (intake callers, the vendor's records) and
     /// are folded into `other` when the family's series budget is full.
     pub fn budgeted_labels(&self) -> impl Iterator<Item = &'static &'static str> {
-        self.labels.iter().filter(|l| BUDGETED_LABELS.contains(l))
+        // `status` is the vendor's code on send requests (open) but a closed set where it names
+        // the sibling outcomes (SMS).
+        let closed = self.siblings.map(|(label, _)| label);
+        self.labels.iter().filter(move |l| {
+            BUDGETED_LABELS.contains(l) || (**l == "status" && closed != Some("status"))
+        })
     }
 }
 
 /// Labels with outside values: `app_id` and `flow_id` from intake, `mnc`, `termination_code`
-/// and the free-text reasons from the vendor. `country` is bounded by ISO 3166 and the others
-/// are closed sets.
+/// and the free-text reasons from the vendor (and `status` where it is the vendor's code, see
+/// [`FamilySpec::budgeted_labels`]). `country` is bounded by ISO 3166 and the others are closed
+/// sets.
 pub const BUDGETED_LABELS: &[&str] = &[
     "app_id",
     "flow_id",
@@ -286,7 +298,7 @@ pub const BUDGETED_LABELS: &[&str] = &[
 ];
 
 impl LedgerFamily {
-    pub const ALL: [LedgerFamily; 16] = [
+    pub const ALL: [LedgerFamily; 17] = [
         LedgerFamily::Orders,
         LedgerFamily::Verifications,
         LedgerFamily::Fallbacks,
@@ -303,6 +315,7 @@ impl LedgerFamily {
         LedgerFamily::Cost,
         LedgerFamily::OrderDeliverySeconds,
         LedgerFamily::OrderVerificationSeconds,
+        LedgerFamily::SendRequests,
     ];
 
     pub fn spec(self) -> FamilySpec {
@@ -416,6 +429,11 @@ impl LedgerFamily {
                 OrderVerificationLabels::NAMES,
                 ORDER_VERIFICATION_BUCKETS,
             ),
+            SendRequests => c(
+                "itniotech_otp_send_requests",
+                "Send calls (send, sendRule, resend) seen by the capture proxy, by the vendor's status.",
+                SendRequestLabels::NAMES,
+            ),
         }
     }
 
@@ -459,6 +477,7 @@ pub enum Update {
     Cost(CostLabels, f64),
     OrderDeliverySeconds(AppFlowLabels, f64),
     OrderVerificationSeconds(OrderVerificationLabels, f64),
+    SendRequest(SendRequestLabels),
 }
 
 impl Update {
@@ -482,6 +501,7 @@ impl Update {
             Update::Cost(l, v) => (F::Cost, l.values(), *v),
             Update::OrderDeliverySeconds(l, v) => (F::OrderDeliverySeconds, l.values(), *v),
             Update::OrderVerificationSeconds(l, v) => (F::OrderVerificationSeconds, l.values(), *v),
+            Update::SendRequest(l) => (F::SendRequests, l.values(), 1.0),
         }
     }
 }

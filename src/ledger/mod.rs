@@ -26,8 +26,8 @@ pub mod family;
 pub use family::{
     AppCountryLabels, AppFlowLabels, CallLabels, CostLabels, FallbackLabels, FamilySpec,
     LedgerFamily, OrderLabels, OrderOutcome, OrderVerificationLabels, RescueLabels,
-    SmsDeliveryLabels, SmsFailureLabels, SmsLabels, SmsStatus, Update, VerificationLabels,
-    VerificationResult,
+    SendRequestLabels, SmsDeliveryLabels, SmsFailureLabels, SmsLabels, SmsStatus, Update,
+    VerificationLabels, VerificationResult,
 };
 
 use crate::clock::SharedClock;

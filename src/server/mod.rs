@@ -289,55 +289,105 @@ pub fn router(state: ServerState) -> Router {
 /// What a route needs before it runs: the web config's rate limit, then credentials.
 async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let web = shared.state.web.current();
-    if let Some(limiter) = &web.rate_limiter {
-        if limiter.check().is_err() {
-            return reject(
-                &shared,
-                Rejection::RateLimited,
-                too_many("rate limit exceeded"),
-            );
-        }
-    }
     let intake = req.uri().path() == INTAKE_PATH;
-    let basic = web.config.basic_auth.as_ref();
     let token = shared.state.intake_token.as_deref().filter(|_| intake);
-    if basic.is_some() || token.is_some() {
-        let headers = req.headers();
-        let bearer_ok = token.is_some_and(|t| auth::bearer_matches(t, headers));
-        if !bearer_ok {
-            let check = match (basic, auth::basic_credentials(headers)) {
-                (Some(users), Some((user, password))) => {
-                    let client = req
-                        .extensions()
-                        .get::<ConnInfo>()
-                        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.peer.ip());
-                    shared.bcrypt.check(users, client, &user, &password).await
-                }
-                _ => Check::Invalid,
-            };
-            match check {
-                Check::Valid => {}
-                Check::Invalid => {
-                    return reject(
-                        &shared,
-                        Rejection::Unauthorized,
-                        unauthorized(intake, basic.is_some(), token.is_some()),
-                    );
-                }
-                Check::Throttled => {
-                    return reject(
-                        &shared,
-                        Rejection::AuthThrottled,
-                        too_many("too many password checks, retry later"),
-                    );
-                }
-            }
-        }
+    let client = client_ip(&req);
+    if let Err((why, response)) =
+        admit(&web, &shared.bcrypt, req.headers(), client, token, intake).await
+    {
+        return reject(&shared, why, response);
     }
     let mut response = next.run(req).await;
+    add_headers(&web, &mut response);
+    response
+}
+
+/// The web config's rate limit, then its basic auth (or, on the intake, the bearer token
+/// `token`): the refusal when the request may not go on.
+async fn admit(
+    web: &reload::Generation,
+    bcrypt: &BcryptGate,
+    headers: &axum::http::HeaderMap,
+    client: IpAddr,
+    token: Option<&str>,
+    intake: bool,
+) -> Result<(), (Rejection, Response)> {
+    if let Some(limiter) = &web.rate_limiter {
+        if limiter.check().is_err() {
+            return Err((Rejection::RateLimited, too_many("rate limit exceeded")));
+        }
+    }
+    let basic = web.config.basic_auth.as_ref();
+    if basic.is_none() && token.is_none() {
+        return Ok(());
+    }
+    if token.is_some_and(|t| auth::bearer_matches(t, headers)) {
+        return Ok(());
+    }
+    let check = match (basic, auth::basic_credentials(headers)) {
+        (Some(users), Some((user, password))) => {
+            bcrypt.check(users, client, &user, &password).await
+        }
+        _ => Check::Invalid,
+    };
+    match check {
+        Check::Valid => Ok(()),
+        Check::Invalid => Err((
+            Rejection::Unauthorized,
+            unauthorized(intake, basic.is_some(), token.is_some()),
+        )),
+        Check::Throttled => Err((
+            Rejection::AuthThrottled,
+            too_many("too many password checks, retry later"),
+        )),
+    }
+}
+
+/// The client's address, for the per-address budget of password checks.
+fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnInfo>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.peer.ip())
+}
+
+fn add_headers(web: &reload::Generation, response: &mut Response) {
     for (name, value) in &web.config.headers {
         response.headers_mut().insert(name.clone(), value.clone());
     }
+}
+
+/// What [`protect`] needs at run time.
+struct Protected {
+    web: WebConfigHandle,
+    http: Arc<dyn HttpObserver>,
+    bcrypt: BcryptGate,
+}
+
+/// Puts another listener's routes (the capture proxy) behind the web config like the server's
+/// own: its rate limit, its basic auth on every request, its response headers. The
+/// `Authorization` header that carried our credentials is removed before the routes see the
+/// request, so the proxy never forwards it to the vendor.
+pub fn protect(router: Router, web: WebConfigHandle, http: Arc<dyn HttpObserver>) -> Router {
+    let protected = Arc::new(Protected {
+        web,
+        http,
+        bcrypt: BcryptGate::default(),
+    });
+    router.layer(middleware::from_fn_with_state(protected, protect_guard))
+}
+
+async fn protect_guard(State(p): State<Arc<Protected>>, mut req: Request, next: Next) -> Response {
+    let web = p.web.current();
+    let client = client_ip(&req);
+    if let Err((why, response)) = admit(&web, &p.bcrypt, req.headers(), client, None, false).await {
+        p.http.request_rejected(why);
+        return response;
+    }
+    if web.config.basic_auth.is_some() {
+        req.headers_mut().remove(header::AUTHORIZATION);
+    }
+    let mut response = next.run(req).await;
+    add_headers(&web, &mut response);
     response
 }
 
@@ -466,6 +516,41 @@ fn unavailable(message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn protect_asks_for_credentials_and_does_not_pass_them_on() {
+        use tower::ServiceExt;
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let config = WebConfig::parse(
+            std::path::Path::new("web.yml"),
+            std::path::Path::new("."),
+            &format!("basic_auth_users:\n  app: '{hash}'\n"),
+        )
+        .unwrap();
+        // The route answers with the Authorization header it saw (none, once protected).
+        let inner = Router::new().fallback(|req: Request| async move {
+            format!("{:?}", req.headers().get(header::AUTHORIZATION))
+        });
+        let app = protect(
+            inner,
+            WebConfigHandle::new(config),
+            Arc::new(NoopHttpObserver),
+        );
+        let request = |auth: Option<&str>| {
+            let mut b = Request::builder().uri("/sms/getBalance");
+            if let Some(a) = auth {
+                b = b.header(header::AUTHORIZATION, a);
+            }
+            b.body(axum::body::Body::empty()).unwrap()
+        };
+        let r = app.clone().oneshot(request(None)).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        // "app:pw"
+        let r = app.oneshot(request(Some("Basic YXBwOnB3"))).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], b"None");
+    }
 
     #[test]
     fn log_limiter_emits_once_per_period_and_counts_the_rest() {
