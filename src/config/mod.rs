@@ -56,7 +56,7 @@ settings! {
         telemetry_path: TelemetryPath = "/metrics", "web.telemetry-path", "PATH";
         /// Web configuration file (exporter-toolkit format: TLS, basic auth, headers, rate limit); re-read when it changes
         config_file: PathBuf = None, "web.config.file", "PATH";
-        /// Most open connections; at the limit the longest-waiting idle one is closed for a new one
+        /// Most open connections per listener; at the limit the longest-waiting idle one is closed for a new one
         max_connections: usize = "512", "web.max-connections", "N", "8" ..= "65536";
         /// Time a client has to send a request's headers (and to finish a TLS handshake)
         read_header_timeout: HumanDuration = "10s", "web.read-header-timeout", "DURATION", "100ms" ..= "5m";

@@ -307,7 +307,7 @@ impl Operational {
         );
         registry.register(
             "itniotech_exporter_http_connections_limit",
-            "Most open HTTP connections (--web.max-connections)",
+            "Most open HTTP connections per listener (--web.max-connections)",
             op.http_connections_limit.clone(),
         );
         registry.register(
