@@ -1,5 +1,7 @@
 #!/bin/sh
-# Installs promtool (prometheus) and amtool (prometheus-alertmanager) for tests/rules_lint.rs.
+# Installs promtool and prometheus (package prometheus) and amtool (prometheus-alertmanager) for
+# tests/rules_lint.rs, the drill, and tests/security_tls.rs (a real Prometheus scraping the agent
+# over TLS with basic auth).
 # Idempotent: does nothing when both tools are already on PATH. Debian/Ubuntu (apt) only.
 set -eu
 

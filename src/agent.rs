@@ -6,10 +6,12 @@
 use crate::accounting::Settings;
 use crate::api::{ApiError, Client, ClientConfig, Credentials};
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller, PollerError};
-use crate::server::{self, LandingInfo, ServerState};
+use crate::server::{
+    self, IntakeLimits, LandingInfo, ServeOptions, ServerState, WebConfig, WebConfigHandle,
+};
 use crate::tracker::store::{Store, StoreError};
 use crate::tracker::{Tracker, TrackerConfig};
 use std::sync::Arc;
@@ -30,8 +32,10 @@ pub enum AgentError {
     Poller(#[from] PollerError),
     #[error("reading {what}: {error}")]
     Io { what: String, error: std::io::Error },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("{0}")]
-    Config(String),
+    Proxy(String),
 }
 
 /// The agent's bound sockets.
@@ -53,20 +57,39 @@ pub struct Agent {
     proxy: Option<axum::Router>,
     cfg: Config,
     intake_token: Option<String>,
+    web: WebConfigHandle,
+    clock: SharedClock,
 }
 
 impl Agent {
     /// Opens the store (restoring persisted metrics) and builds every stage.
     pub fn build(cfg: Config, creds: Credentials, clock: SharedClock) -> Result<Agent, AgentError> {
         let intake_token = match &cfg.intake.token_file {
-            Some(path) => Some(
-                crate::config::read_token_file(path)
-                    .map_err(|e| AgentError::Config(e.to_string()))?,
-            ),
+            Some(path) => Some(crate::config::read_token_file(path)?),
             None => None,
         };
+        let web = match &cfg.web.config_file {
+            Some(path) => {
+                for file in WebConfig::files(path) {
+                    crate::config::warn_if_exposed(&file, "web config");
+                }
+                WebConfig::load(path).map_err(|e| ConfigError::WebConfig(e.to_string()))?
+            }
+            None => WebConfig::default(),
+        };
+        if intake_must_be_protected(&cfg, intake_token.is_some()) && !web.authenticates_clients() {
+            return Err(ConfigError::OpenIntake {
+                address: cfg.web.listen_address,
+            }
+            .into());
+        }
+        let web = WebConfigHandle::new(web);
         let store = Store::open(&cfg.storage.path)?;
-        let ledger = store.load_ledger()?;
+        let mut ledger = store.load_ledger()?;
+        ledger.set_budget(crate::ledger::Budget::from_config(
+            &cfg.metrics,
+            clock.clone(),
+        ));
         tracing::info!(
             path = %cfg.storage.path.display(),
             series = ledger.len(),
@@ -106,16 +129,20 @@ impl Agent {
         let proxy = match cfg.proxy.listen_address {
             None => None,
             Some(_) => {
-                let upstream = reqwest::Url::parse(cfg.api.base_url.as_str())
-                    .map_err(|e| AgentError::Config(format!("api.base_url: {e}")))?;
+                let upstream = reqwest::Url::parse(cfg.api.base_url.as_str()).map_err(|e| {
+                    ConfigError::Invalid {
+                        key: "api.base_url",
+                        message: e.to_string(),
+                    }
+                })?;
                 let http = crate::proxy::upstream_client(cfg.proxy.timeout.get())
-                    .map_err(|e| AgentError::Config(format!("the proxy's HTTP client: {e}")))?;
+                    .map_err(|e| AgentError::Proxy(format!("the proxy's HTTP client: {e}")))?;
                 Some(crate::proxy::router(crate::proxy::ProxyState {
                     upstream,
                     http,
                     sink: Arc::new(tracker.clone()),
                     metrics: metrics.op.clone(),
-                    clock,
+                    clock: clock.clone(),
                 }))
             }
         };
@@ -127,6 +154,8 @@ impl Agent {
             proxy,
             cfg,
             intake_token,
+            web,
+            clock,
         })
     }
 
@@ -139,17 +168,27 @@ impl Agent {
     pub fn router(&self) -> axum::Router {
         let metrics = self.metrics.clone();
         let flows = self.orders.flows().clone();
+        let op = self.metrics.op.clone();
         server::router(ServerState {
             sink: Arc::new(self.tracker.clone()),
             observer: self.metrics.op.clone(),
+            http: self.metrics.op.clone(),
             render_metrics: Arc::new(move || metrics.render()),
             ready: Arc::new(move || flows.attempted()),
+            pending: Arc::new(move || op.pending_orders()),
             intake_token: self.intake_token.clone(),
+            web: self.web.clone(),
             telemetry_path: self.cfg.web.telemetry_path.clone(),
             max_body_bytes: self.cfg.intake.max_body_bytes,
             max_items: self.cfg.intake.max_items,
+            intake_limits: IntakeLimits::from(&self.cfg.intake),
             landing: LandingInfo::default(),
         })
+    }
+
+    /// Whether the intake is served over TLS (the web config in force has it).
+    pub fn tls(&self) -> bool {
+        self.web.current().config.tls.is_some()
     }
 
     /// Binds the listeners the configuration asks for: the web server and, when configured,
@@ -172,7 +211,8 @@ impl Agent {
     }
 
     /// Serves on the listeners and runs the pollers until `shutdown` resolves, then stops them
-    /// and lets in-flight store writes finish.
+    /// and lets in-flight store writes finish. Every listener goes through the same web config
+    /// (TLS, basic auth, rate limit, headers) and the same connection limits.
     pub async fn run(
         self,
         listeners: Listeners,
@@ -183,25 +223,69 @@ impl Agent {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let router = self.router();
+        let op = self.metrics.op.clone();
+        let opts = ServeOptions::from(&self.cfg.web);
+        server::HttpObserver::limits(&*op, opts.max_connections, self.cfg.intake.max_pending);
+        let started = self.clock.now().timestamp_millis() as f64 / 1000.0;
+        server::HttpObserver::web_config_loaded(&*op, true, started);
         let catalog_task = tokio::spawn(self.catalog.clone().run(wait(stop_rx.clone())));
         let proxy_task = match (self.proxy.clone(), listeners.proxy) {
             (Some(proxy), Some(listener)) => {
                 if let Ok(addr) = listener.local_addr() {
-                    tracing::info!(address = %addr, upstream = %self.cfg.api.base_url, "capture proxy listening");
+                    tracing::info!(
+                        address = %addr,
+                        upstream = %self.cfg.api.base_url,
+                        tls = self.tls(),
+                        "capture proxy listening"
+                    );
                 }
+                let proxy = server::protect(proxy, self.web.clone(), op.clone());
                 Some(tokio::spawn(server::serve(
                     listener,
                     proxy,
+                    self.web.clone(),
+                    opts,
+                    op.clone(),
                     wait(stop_rx.clone()),
                 )))
             }
             _ => None,
         };
         let orders_task = tokio::spawn(self.orders.clone().run(wait(stop_rx.clone())));
-        let served = server::serve(listeners.web, router, async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
+        if let Some(path) = self.cfg.web.config_file.clone() {
+            let tls = self.tls();
+            let must_protect = intake_must_be_protected(&self.cfg, self.intake_token.is_some());
+            let address = self.cfg.web.listen_address;
+            tokio::spawn(server::watch_web_config(
+                self.web.clone(),
+                path,
+                op.clone(),
+                self.clock.clone(),
+                move |c: &WebConfig| {
+                    if c.tls.is_some() != tls {
+                        return Err("switching TLS on or off needs a restart".into());
+                    }
+                    if must_protect && !c.authenticates_clients() {
+                        return Err(format!(
+                            "it would leave the intake on {address} unauthenticated"
+                        ));
+                    }
+                    Ok(())
+                },
+                wait(stop_rx.clone()),
+            ));
+        }
+        let served = server::serve(
+            listeners.web,
+            router,
+            self.web.clone(),
+            opts,
+            op,
+            async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            },
+        )
         .await;
         let _ = catalog_task.await;
         let _ = orders_task.await;
@@ -213,4 +297,10 @@ impl Agent {
             error,
         })
     }
+}
+
+/// Off loopback, an intake without a token needs the web config to authenticate clients,
+/// unless the operator opened it on purpose (`--intake.allow-unauthenticated`).
+fn intake_must_be_protected(cfg: &Config, has_token: bool) -> bool {
+    !cfg.web.listen_address.ip().is_loopback() && !has_token && !cfg.intake.allow_unauthenticated
 }

@@ -60,12 +60,16 @@ fn temp_store() -> PathBuf {
 
 /// The address to reach a listener on from this machine.
 fn local_url(addr: SocketAddr) -> String {
+    local_url_scheme(addr, "http")
+}
+
+fn local_url_scheme(addr: SocketAddr, scheme: &str) -> String {
     let ip = if addr.ip().is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         addr.ip()
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// Runs the simulator, the traffic generator and the agent until `shutdown` resolves or the
@@ -116,16 +120,19 @@ pub async fn run(
         clock::system(),
     )?;
     let intake_token = agent.intake_token();
+    let tls = agent.tls();
+    let scheme = if tls { "https" } else { "http" };
     let listeners = agent.bind().await?;
     let addr = listeners
         .web
         .local_addr()
         .map_err(io("the agent's address"))?;
-    let url = local_url(addr);
-    tracing::info!(address = %addr, "listening");
+    let url = local_url_scheme(addr, scheme);
+    tracing::info!(address = %addr, tls, "listening");
     let proxy_url = match &listeners.proxy {
-        Some(l) => Some(local_url(
+        Some(l) => Some(local_url_scheme(
             l.local_addr().map_err(io("the proxy's address"))?,
+            scheme,
         )),
         None => None,
     };
@@ -162,8 +169,12 @@ pub async fn run(
             Arc::new(NoopObserver),
         )?),
         simulator: sim,
+        // The generator talks to its own agent on this machine: with TLS on (a web config
+        // given to the demo), it does not check the agent's certificate, which may name
+        // another host. It posts with the intake token when one is set.
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .tls_danger_accept_invalid_certs(tls)
             .build()
             .map_err(|e| DemoError::Io {
                 what: "building the intake client".into(),

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use itniotech_exporter::agent::Agent;
+use itniotech_exporter::agent::{Agent, AgentError};
 use itniotech_exporter::api::Credentials;
 use itniotech_exporter::clock;
 use itniotech_exporter::config::{self, Cli, Command, Config, ConfigError, RunArgs, SimulateArgs};
@@ -29,7 +29,11 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             let config_error = e.downcast_ref::<ConfigError>().is_some()
-                || matches!(e.downcast_ref::<DemoError>(), Some(DemoError::Config(_)));
+                || matches!(e.downcast_ref::<AgentError>(), Some(AgentError::Config(_)))
+                || matches!(
+                    e.downcast_ref::<DemoError>(),
+                    Some(DemoError::Config(_) | DemoError::Agent(AgentError::Config(_)))
+                );
             if config_error {
                 ExitCode::from(2)
             } else {
@@ -78,7 +82,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let agent = Agent::build(cfg, creds, clock::system())?;
     let listeners = agent.bind().await?;
     let addr = listeners.web.local_addr()?;
-    tracing::info!(address = %addr, version = itniotech_exporter::agent::VERSION, "listening");
+    tracing::info!(
+        address = %addr,
+        tls = agent.tls(),
+        version = itniotech_exporter::agent::VERSION,
+        "listening"
+    );
     agent.run(listeners, shutdown_signal()).await?;
     Ok(())
 }

@@ -9,7 +9,9 @@ use itniotech_exporter::domain::{EnqueueReport, NewOrder};
 use itniotech_exporter::intake::{
     IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
 };
-use itniotech_exporter::server::{router, serve, LandingInfo, ServerState};
+use itniotech_exporter::server::{
+    router, serve, LandingInfo, NoopHttpObserver, ServeOptions, ServerState, WebConfigHandle,
+};
 
 struct Sink;
 impl OrderSink for Sink {
@@ -37,21 +39,26 @@ impl IntakeObserver for Observer {
 async fn serves_on_a_socket_and_shuts_down() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(ServerState {
-        sink: Arc::new(Sink),
-        observer: Arc::new(Observer),
-        render_metrics: Arc::new(|| "itniotech_up 1\n# EOF\n".to_owned()),
-        ready: Arc::new(|| true),
-        intake_token: Some("tok".into()),
-        telemetry_path: "/metrics".parse().unwrap(),
-        max_body_bytes: 1 << 20,
-        max_items: 100,
-        landing: LandingInfo::default(),
-    });
+    let mut state = ServerState::new(
+        Arc::new(Sink),
+        Arc::new(Observer),
+        Arc::new(|| "itniotech_up 1\n# EOF\n".to_owned()),
+    );
+    state.intake_token = Some("tok".into());
+    state.max_items = 100;
+    state.landing = LandingInfo::default();
+    let app = router(state);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app, async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(serve(
+        listener,
+        app,
+        WebConfigHandle::default(),
+        ServeOptions::default(),
+        Arc::new(NoopHttpObserver),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -81,6 +88,7 @@ async fn serves_on_a_socket_and_shuts_down() {
 
     let resp = client
         .post(format!("{base}/api/v1/orders"))
+        .header("content-type", "application/json")
         .body("{\"verificationId\":\"1\"}")
         .send()
         .await

@@ -84,22 +84,20 @@ fn harness_with(mode: Mode, token: Option<&str>, ready: bool, telemetry_path: &s
         got: Mutex::new(Vec::new()),
     });
     let observer = Arc::new(FakeObserver::default());
-    let state = ServerState {
-        sink: sink.clone(),
-        observer: observer.clone(),
-        render_metrics: Arc::new(|| {
-            "# TYPE itniotech_up gauge\nitniotech_up 1\n# EOF\n".to_owned()
-        }),
-        ready: Arc::new(move || ready),
-        intake_token: token.map(str::to_owned),
-        telemetry_path: telemetry_path.parse().unwrap(),
-        max_body_bytes: 1024,
-        max_items: 5,
-        landing: LandingInfo {
-            version: "1.2.3-test".into(),
-            links: vec![("Docs <here>".into(), "https://example.invalid/docs".into())],
-            ..LandingInfo::default()
-        },
+    let mut state = ServerState::new(
+        sink.clone(),
+        observer.clone(),
+        Arc::new(|| "# TYPE itniotech_up gauge\nitniotech_up 1\n# EOF\n".to_owned()),
+    );
+    state.ready = Arc::new(move || ready);
+    state.intake_token = token.map(str::to_owned);
+    state.telemetry_path = telemetry_path.parse().unwrap();
+    state.max_body_bytes = 1024;
+    state.max_items = 5;
+    state.landing = LandingInfo {
+        version: "1.2.3-test".into(),
+        links: vec![("Docs <here>".into(), "https://example.invalid/docs".into())],
+        ..LandingInfo::default()
     };
     Harness {
         app: router(state),
@@ -291,7 +289,8 @@ async fn intake_400_names_the_item() {
         vec![("rejected".into(), "invalid".into(), 3)]
     );
 
-    // Malformed JSON and empty bodies: 400 too, counted as one rejected item.
+    // Malformed JSON, empty bodies and too many items: 400 too; they name no orders, so no
+    // order counts as rejected (the request counts in http_requests_rejected_total).
     let h = harness(Mode::Ok);
     let (status, _, body, _) = send(&h.app, post("{nope")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -309,13 +308,126 @@ async fn intake_400_names_the_item() {
         .as_str()
         .unwrap()
         .contains("too many items"));
+    assert!(h.observer.events.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn intake_415_for_anything_but_json_and_ndjson() {
+    let h = harness(Mode::Ok);
+    let body = r#"{"verificationId":"1"}"#;
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        let mut req = Request::post("/api/v1/orders");
+        if let Some(ct) = ct {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let (status, ctype, resp, _) = send(&h.app, req.body(Body::from(body)).unwrap()).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+        assert_eq!(ctype.as_deref(), Some("application/json"));
+        assert!(json(&resp)["error"]
+            .as_str()
+            .unwrap()
+            .contains("application/json"));
+    }
+    assert!(h.sink.got.lock().unwrap().is_empty());
+    assert!(h.observer.events.lock().unwrap().is_empty());
+    let req = Request::post("/api/v1/orders")
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(send(&h.app, req).await.0, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn intake_503_with_retry_after_when_the_backlog_is_full() {
+    let sink = Arc::new(FakeSink {
+        mode: Mode::Ok,
+        got: Mutex::new(Vec::new()),
+    });
+    let observer = Arc::new(FakeObserver::default());
+    let mut state = ServerState::new(sink.clone(), observer.clone(), Arc::new(String::new));
+    state.intake_limits.max_pending = 10;
+    let pending = Arc::new(std::sync::atomic::AtomicU64::new(9));
+    let p = pending.clone();
+    state.pending = Arc::new(move || p.load(std::sync::atomic::Ordering::Relaxed));
+    let app = router(state);
     assert_eq!(
-        *h.observer.events.lock().unwrap(),
-        vec![
-            ("rejected".into(), "invalid".into(), 1),
-            ("rejected".into(), "invalid".into(), 1),
-            ("rejected".into(), "invalid".into(), 6),
-        ]
+        send(&app, post(r#"{"verificationId":"1"}"#)).await.0,
+        StatusCode::ACCEPTED
+    );
+    pending.store(10, std::sync::atomic::Ordering::Relaxed);
+    let (status, _, body, headers) = send(&app, post(r#"{"verificationId":"2"}"#)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "5");
+    assert!(json(&body)["error"].as_str().unwrap().contains("pending"));
+    assert_eq!(sink.got.lock().unwrap().len(), 1);
+}
+
+/// A sink that holds every enqueue until released, to keep intake slots busy.
+struct HeldSink {
+    release: Arc<tokio::sync::Notify>,
+    entered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl OrderSink for HeldSink {
+    fn enqueue(
+        &self,
+        orders: Vec<NewOrder>,
+    ) -> BoxFuture<'static, Result<EnqueueReport, SinkError>> {
+        let release = self.release.clone();
+        self.entered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            release.notified().await;
+            Ok(EnqueueReport {
+                accepted: orders.len(),
+                ..Default::default()
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn intake_sheds_with_429_when_every_slot_is_busy() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let observer = Arc::new(FakeObserver::default());
+    let mut state = ServerState::new(
+        Arc::new(HeldSink {
+            release: release.clone(),
+            entered: entered.clone(),
+        }),
+        observer.clone(),
+        Arc::new(String::new),
+    );
+    state.intake_limits.concurrency = 1;
+    let app = router(state);
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, post(r#"{"verificationId":"1"}"#)).await.0 }
+    });
+    // Once the first request holds the only slot (its enqueue is parked) ...
+    for _ in 0..500 {
+        if entered.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(entered.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // ... the next one is shed at once, not queued.
+    let (status, _, _, headers) = send(&app, post(r#"{"verificationId":"2"}"#)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "5");
+    assert_eq!(entered.load(std::sync::atomic::Ordering::SeqCst), 1);
+    release.notify_one();
+    assert_eq!(first.await.unwrap(), StatusCode::ACCEPTED);
+    assert_eq!(
+        *observer.events.lock().unwrap(),
+        vec![("received".into(), "http".into(), 1)]
     );
 }
 
@@ -339,6 +451,7 @@ async fn intake_bearer_token() {
         assert_eq!(ct.as_deref(), Some("application/json"));
         assert!(json(&resp)["error"].is_string());
         assert_eq!(headers.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+        assert!(h.sink.got.lock().unwrap().is_empty());
     }
     let mut req = post(body);
     req.headers_mut()
@@ -366,6 +479,7 @@ async fn intake_413_on_large_body() {
     let chunks: Vec<Result<String, std::io::Error>> =
         (0..20).map(|_| Ok("a".repeat(100))).collect();
     let req = Request::post("/api/v1/orders")
+        .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(futures::stream::iter(chunks)))
         .unwrap();
     assert_eq!(send(&h.app, req).await.0, StatusCode::PAYLOAD_TOO_LARGE);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::api::model::{Envelope, FlowNode, StepTrigger};
-use crate::ledger::{Ledger, LedgerFamily, SeriesValue};
+use crate::ledger::{Ledger, LedgerFamily, Sample};
 
 fn order(app: &str, flow: &str, country: &str, outcome: OrderOutcome) -> Update {
     Update::Order(OrderLabels {
@@ -52,9 +52,12 @@ fn catalog() -> FlowCatalog {
 }
 
 fn counter(l: &Ledger, f: LedgerFamily, labels: &[&str]) -> f64 {
-    match l.get(&(f, labels.iter().map(|s| s.to_string()).collect())) {
-        Some(SeriesValue::Counter(v)) => *v,
-        Some(SeriesValue::Histogram { count, .. }) => *count as f64,
+    match l
+        .get(&(f, labels.iter().map(|s| s.to_string()).collect()))
+        .map(|v| &v.sample)
+    {
+        Some(Sample::Counter(v)) => *v,
+        Some(Sample::Histogram { count, .. }) => *count as f64,
         None => -1.0,
     }
 }

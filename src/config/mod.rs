@@ -28,7 +28,7 @@ mod secrets;
 pub(crate) mod table;
 pub mod types;
 
-pub use secrets::{load_secrets, read_token_file, Secrets};
+pub use secrets::{load_secrets, read_token_file, warn_if_exposed, Secrets};
 pub use types::{
     BaseUrl, Currency, HumanDuration, LogFormat, LogLevel, Rps, SamplingRatio, TelemetryPath,
 };
@@ -54,6 +54,18 @@ settings! {
         listen_address: SocketAddr = "0.0.0.0:9867", "web.listen-address", "ADDR";
         /// Path under which to expose metrics
         telemetry_path: TelemetryPath = "/metrics", "web.telemetry-path", "PATH";
+        /// Web configuration file (exporter-toolkit format: TLS, basic auth, headers, rate limit); re-read when it changes
+        config_file: PathBuf = None, "web.config.file", "PATH";
+        /// Most open connections per listener; at the limit the longest-waiting idle one is closed for a new one
+        max_connections: usize = "512", "web.max-connections", "N", "8" ..= "65536";
+        /// Time a client has to send a request's headers (and to finish a TLS handshake)
+        read_header_timeout: HumanDuration = "10s", "web.read-header-timeout", "DURATION", "100ms" ..= "5m";
+        /// Time a keep-alive connection may wait for its next request
+        idle_timeout: HumanDuration = "2m", "web.idle-timeout", "DURATION", "1s" ..= "1h";
+        /// Time a client has to take a response
+        write_timeout: HumanDuration = "30s", "web.write-timeout", "DURATION", "1s" ..= "10m";
+        /// Time in-flight requests get to finish at shutdown before their connections are closed
+        shutdown_timeout: HumanDuration = "3s", "web.shutdown-timeout", "DURATION", "0s" ..= "5m";
     }
     /// The vendor API client.
     api: ApiConfig, ApiArgs, ApiFile {
@@ -112,10 +124,27 @@ settings! {
     intake: IntakeConfig, IntakeArgs, IntakeFile {
         /// File holding the bearer token required by the intake; no token when absent
         token_file: PathBuf = None, "intake.token-file", "PATH";
+        /// Serve the intake without authentication on a non-loopback address
+        allow_unauthenticated: bool = "false", "intake.allow-unauthenticated", "BOOL";
         /// Largest intake request body in bytes
         max_body_bytes: usize = "1048576", "intake.max-body-bytes", "BYTES", "1024" ..= "67108864";
         /// Most orders in one intake request
         max_items: usize = "10000", "intake.max-items", "N", "1" ..= "100000";
+        /// Time a client has to send an intake request's body
+        read_timeout: HumanDuration = "10s", "intake.read-timeout", "DURATION", "100ms" ..= "5m";
+        /// Intake requests parsed and stored at once; more get 429 with Retry-After
+        concurrency: usize = "16", "intake.concurrency", "N", "1" ..= "1024";
+        /// Body bytes all intake requests may buffer together; beyond it 429 with Retry-After
+        max_buffered_bytes: usize = "67108864", "intake.max-buffered-bytes", "BYTES", "65536" ..= "1073741824";
+        /// Tracked orders at which the intake answers 503 with Retry-After
+        max_pending: u64 = "100000", "intake.max-pending", "N", "1" ..= "100000000";
+    }
+    /// Label budgets of the OTP metrics.
+    metrics: MetricsConfig, MetricsArgs, MetricsFile {
+        /// Most series per OTP metric family; past it new label values are exported as other
+        series_budget: usize = "5000", "metrics.series-budget", "N", "100" ..= "1000000";
+        /// Series not incremented for this long leave a full budget to new ones
+        series_idle: HumanDuration = "1day", "metrics.series-idle", "DURATION", "1s" ..= "365days";
     }
     /// The capture proxy: apps point their itniotech base URL here instead of at the vendor.
     proxy: ProxyConfig, ProxyArgs, ProxyFile {
@@ -167,6 +196,14 @@ pub enum ConfigError {
     },
     #[error("cannot set up logging: {0}")]
     Tracing(String),
+    #[error("--web.config.file: {0}")]
+    WebConfig(String),
+    #[error(
+        "refusing to serve an unauthenticated intake on {address}: set --intake.token-file, \
+         basic_auth_users or client_auth_type RequireAndVerifyClientCert in --web.config.file, \
+         or pass --intake.allow-unauthenticated"
+    )]
+    OpenIntake { address: SocketAddr },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -298,6 +335,12 @@ impl Config {
 
     /// The rules between settings (each value alone is valid by its type and bounds).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.intake.max_buffered_bytes < self.intake.max_body_bytes {
+            return Err(ConfigError::Invalid {
+                key: "intake.max_buffered_bytes",
+                message: "must be at least intake.max_body_bytes".into(),
+            });
+        }
         if self.tracking.verify_window >= self.tracking.max_age {
             return Err(ConfigError::Invalid {
                 key: "tracking.max_age",
@@ -347,6 +390,11 @@ mod tests {
     #[test]
     fn every_setting_has_a_flag_named_like_its_key() {
         for (key, flag) in Config::keys() {
+            // The one exception keeps the flag every Prometheus exporter has.
+            if key == "web.config_file" {
+                assert_eq!(flag, "web.config.file");
+                continue;
+            }
             assert_eq!(key.replace('_', "-"), flag, "{key}");
         }
     }

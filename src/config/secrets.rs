@@ -71,6 +71,7 @@ fn secret(
 }
 
 fn read_secret_file(what: &'static str, path: &Path) -> Result<String, ConfigError> {
+    warn_if_exposed(path, what);
     let text = std::fs::read_to_string(path).map_err(|error| ConfigError::ReadSecret {
         what,
         path: path.to_owned(),
@@ -89,4 +90,27 @@ fn read_secret_file(what: &'static str, path: &Path) -> Result<String, ConfigErr
 /// Read the intake bearer token from `path` (trailing newline removed; empty is an error).
 pub fn read_token_file(path: &Path) -> Result<String, ConfigError> {
     read_secret_file("the intake token", path)
+}
+
+/// Logs a warning when `path` (a secret, or a file that decides who may connect) can be read or
+/// written by users other than its owner and group: anyone on the machine could read the secret
+/// or, for the web config, add themselves a login. Says nothing when the file cannot be
+/// inspected (reading it reports that).
+pub fn warn_if_exposed(path: &Path, what: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o006 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{mode:o}"),
+                    "{what} file is accessible to other users; restrict it (chmod o-rw, e.g. 600)"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
 }

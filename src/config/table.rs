@@ -83,6 +83,25 @@ pub(super) fn help(doc: &[&str], default: Option<&str>) -> String {
     }
 }
 
+/// How many values a flag takes: a `BOOL` setting may stand alone (`--intake.allow-unauthenticated`
+/// means `=true`), everything else takes one.
+pub(super) fn num_args(value_name: &str) -> clap::builder::ValueRange {
+    if value_name == "BOOL" {
+        (0..=1).into()
+    } else {
+        1.into()
+    }
+}
+
+/// The value of a flag given without one (only `BOOL` settings may be).
+pub(super) fn missing_values(value_name: &str) -> &'static [&'static str] {
+    if value_name == "BOOL" {
+        &["true"]
+    } else {
+        &[]
+    }
+}
+
 /// Settings without a default (`= None`) are `Option`s in the config.
 macro_rules! setting_type {
     ($ty:ty, None) => { Option<$ty> };
@@ -170,6 +189,8 @@ macro_rules! settings {
                         long = $flag,
                         value_name = $value_name,
                         allow_hyphen_values = true,
+                        num_args = $crate::config::table::num_args($value_name),
+                        default_missing_values = $crate::config::table::missing_values($value_name),
                         help = $crate::config::table::help(&[$($doc),+], setting_default_text!($default)),
                     )]
                     pub $field: Option<String>,

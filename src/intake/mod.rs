@@ -11,15 +11,21 @@
 //! - NDJSON / JSON Lines: one object per line, blank lines ignored. Chosen by the content type
 //!   (`application/x-ndjson`, `application/jsonl`, `application/x-jsonlines`,
 //!   `application/jsonlines`) or detected when the body starts with `{` and holds more than one
-//!   top-level value. Any other content type (including none, or the
-//!   `application/x-www-form-urlencoded` that `curl -d` sends) is detected by content.
+//!   top-level value.
+//!
+//! The content type must be `application/json` or one of the NDJSON types above
+//! ([`accepted_content_type`]); anything else (none, `text/plain`, or the
+//! `application/x-www-form-urlencoded` that `curl -d` and HTML forms send) is refused with
+//! `415` by the server, so a web page cannot make a browser submit orders.
 //!
 //! Each item is `{"appId": "...", "orderId": "..."}` or `{"verificationId": "..."}`, with the
 //! optional `flowId` (integer or numeric string) and `submittedAt` (RFC 3339 string, or epoch
 //! seconds or milliseconds as a number; `null` means absent).
 //!
 //! # Validation
-//! - `appId`: 4–32 characters of `[A-Za-z0-9_-]`.
+//! - `appId`: 4–32 characters of `[A-Za-z0-9_-]`, without a run of
+//!   [`MAX_APP_ID_DIGIT_RUN`] or more digits: such a value could be a phone number, and `appId`
+//!   becomes a label.
 //! - `orderId`: 1–64 characters, no control characters and no whitespace other than a space.
 //! - `verificationId`: a string of 1–32 ASCII digits (a JSON number is refused: the vendor's
 //!   ~20-digit ids exceed integer precision).
@@ -166,17 +172,32 @@ impl IntakeError {
         }
     }
 
-    /// How many orders the rejected request carried, as far as known; at least 1 (for the
-    /// `rejected` counter).
+    /// The orders this refusal costs, for `orders_rejected_total{reason="invalid"}`: every
+    /// item of a request that parsed into items (at most `max_items`) and held an invalid one.
+    /// A body that is not a list of items (malformed JSON, empty, over the item limit) names no
+    /// orders: it costs 0 here and is counted as a refused request instead. (Counting what a
+    /// junk body *might* have held let one 1 MiB body of `[1,1,...]` add 520,001.)
     pub fn rejected_items(&self) -> u64 {
-        let n = match self {
-            IntakeError::Invalid { items, .. } => *items,
-            IntakeError::TooMany { seen, .. } => *seen,
-            IntakeError::Malformed { index, .. } => index.map_or(1, |i| i + 1),
-            IntakeError::Empty => 1,
-        };
-        n.max(1) as u64
+        match self {
+            IntakeError::Invalid { items, .. } => *items as u64,
+            IntakeError::TooMany { .. } | IntakeError::Malformed { .. } | IntakeError::Empty => 0,
+        }
     }
+}
+
+/// The longest run of digits an `appId` may hold: 7 digits could already be a (local) phone
+/// number, and `appId` is exported as a label.
+pub const MAX_APP_ID_DIGIT_RUN: usize = 6;
+
+/// Whether a request's `Content-Type` is one the intake takes: `application/json` or an NDJSON
+/// type (case-insensitive, parameters such as `charset` ignored). Nothing else: a browser
+/// may send `text/plain` or a form encoding to any origin without a CORS preflight, so
+/// refusing them keeps web pages from submitting orders.
+pub fn accepted_content_type(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        essence.eq_ignore_ascii_case("application/json") || is_ndjson_type(ct)
+    })
 }
 
 /// Content types that force NDJSON parsing (compared case-insensitively, parameters ignored).
@@ -432,6 +453,19 @@ fn validate_app_id(v: &str) -> Result<(), ItemError> {
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         return Err(item_err("appId", "may only contain [A-Za-z0-9_-]"));
+    }
+    let mut run = 0;
+    for c in v.chars() {
+        run = if c.is_ascii_digit() { run + 1 } else { 0 };
+        if run > MAX_APP_ID_DIGIT_RUN {
+            return Err(item_err(
+                "appId",
+                format!(
+                    "must not hold {} or more digits in a row (it could be a phone number)",
+                    MAX_APP_ID_DIGIT_RUN + 1
+                ),
+            ));
+        }
     }
     Ok(())
 }

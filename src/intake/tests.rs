@@ -178,7 +178,14 @@ fn too_many_items() {
 
 #[test]
 fn app_id_rules() {
-    for ok in ["abcd", "A_b-9", &"x".repeat(32)] {
+    for ok in [
+        "abcd",
+        "A_b-9",
+        &"x".repeat(32),
+        "app123456",
+        "1234-5678",
+        "a123456b7",
+    ] {
         assert!(
             parse(&format!(r#"{{"appId":"{ok}","orderId":"1"}}"#)).is_ok(),
             "{ok}"
@@ -191,6 +198,35 @@ fn app_id_rules() {
     let (_, field, msg) = invalid(r#"{"appId":1234,"orderId":"1"}"#);
     assert_eq!(field.as_deref(), Some("appId"));
     assert!(msg.contains("must be a string"), "{msg}");
+    // A run of 7+ digits could be a phone number: refused, and the value is not echoed.
+    for phone in ["1234567", "6281234567890", "app_6281234567890", "x1234567y"] {
+        let (i, field, msg) = invalid(&format!(r#"{{"appId":"{phone}","orderId":"1"}}"#));
+        assert_eq!((i, field.as_deref()), (0, Some("appId")), "{phone}");
+        assert!(msg.contains("7 or more digits in a row"), "{msg}");
+        assert!(!msg.contains("1234567"), "{msg}");
+    }
+}
+
+#[test]
+fn only_json_and_ndjson_content_types_are_accepted() {
+    for ok in [
+        "application/json",
+        "Application/JSON; charset=utf-8",
+        "application/x-ndjson",
+        "application/jsonl",
+    ] {
+        assert!(accepted_content_type(Some(ok)), "{ok}");
+    }
+    for bad in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonx"),
+        Some(""),
+    ] {
+        assert!(!accepted_content_type(bad), "{bad:?}");
+    }
 }
 
 #[test]
@@ -342,6 +378,19 @@ fn one_bad_item_rejects_all_and_counts_items() {
 }
 
 #[test]
+fn bodies_that_are_not_lists_of_items_reject_no_orders() {
+    // One 1 MiB body of junk values over the item limit must not count its values as orders.
+    let junk = format!("[{}1]", "1,".repeat(500_000));
+    let err = parse_orders(Some("application/json"), junk.as_bytes(), 10_000).unwrap_err();
+    assert!(matches!(err, IntakeError::TooMany { .. }), "{err:?}");
+    assert_eq!(err.rejected_items(), 0);
+    assert_eq!(parse("{nope").unwrap_err().rejected_items(), 0);
+    assert_eq!(parse("  ").unwrap_err().rejected_items(), 0);
+    let nd = "{\"verificationId\":\"1\"}\n{oops";
+    assert_eq!(parse(nd).unwrap_err().rejected_items(), 0);
+}
+
+#[test]
 fn messages_never_echo_values() {
     let phone = "6281234567890";
     let bodies = [
@@ -372,7 +421,15 @@ proptest::proptest! {
         let ct = if ndjson { Some("application/x-ndjson") } else { None };
         if let Err(e) = parse_orders(ct, &body, max) {
             let _ = e.to_string();
-            proptest::prop_assert!(e.rejected_items() >= 1);
+            // Only a request that parsed into items names rejected orders, never more than
+            // the item limit.
+            match &e {
+                IntakeError::Invalid { items, .. } => {
+                    proptest::prop_assert_eq!(e.rejected_items(), *items as u64);
+                    proptest::prop_assert!(*items >= 1 && *items <= max);
+                }
+                _ => proptest::prop_assert_eq!(e.rejected_items(), 0),
+            }
         }
     }
 

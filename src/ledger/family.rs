@@ -271,7 +271,31 @@ impl FamilySpec {
     pub fn position(&self, label: &str) -> Option<usize> {
         self.labels.iter().position(|l| *l == label)
     }
+
+    /// The labels whose values come from outside (intake callers, the vendor's records) and
+    /// are folded into `other` when the family's series budget is full.
+    pub fn budgeted_labels(&self) -> impl Iterator<Item = &'static &'static str> {
+        // `status` is the vendor's code on send requests (open) but a closed set where it names
+        // the sibling outcomes (SMS).
+        let closed = self.siblings.map(|(label, _)| label);
+        self.labels.iter().filter(move |l| {
+            BUDGETED_LABELS.contains(l) || (**l == "status" && closed != Some("status"))
+        })
+    }
 }
+
+/// Labels with outside values: `app_id` and `flow_id` from intake, `mnc`, `termination_code`
+/// and the free-text reasons from the vendor (and `status` where it is the vendor's code, see
+/// [`FamilySpec::budgeted_labels`]). `country` is bounded by ISO 3166 and the others are closed
+/// sets.
+pub const BUDGETED_LABELS: &[&str] = &[
+    "app_id",
+    "flow_id",
+    "mnc",
+    "termination_code",
+    "reason",
+    "termination_reason",
+];
 
 impl LedgerFamily {
     pub const ALL: [LedgerFamily; 17] = [
@@ -416,6 +440,16 @@ impl LedgerFamily {
     /// Stable key used in the store.
     pub fn key(self) -> &'static str {
         self.spec().name
+    }
+
+    /// The name Prometheus sees (counters end in `_total`).
+    pub fn exposed_name(self) -> String {
+        let spec = self.spec();
+        if spec.buckets.is_some() {
+            spec.name.to_owned()
+        } else {
+            format!("{}_total", spec.name)
+        }
     }
 
     pub fn from_key(key: &str) -> Option<Self> {

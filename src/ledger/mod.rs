@@ -7,9 +7,19 @@
 //! Nothing here knows about Prometheus: the ledger is the source of truth, the exposition is a
 //! view of it (prometheus-client's own histogram cannot be restored from stored buckets).
 //!
-//! The ledger also bounds cardinality: free-text labels are normalised and capped, and labels
-//! whose values come from outside (`app_id`, `flow_id`) admit a bounded number of values per
-//! family; later values become `other`.
+//! # Series budgets
+//!
+//! Label values that come from outside (an intake caller's `appId` and `flowId`, the vendor's
+//! `mnc`, termination codes and reasons: [`family::BUDGETED_LABELS`]) must not grow the series
+//! count without bound, and a burst of junk must not lock real values out for good. So each
+//! family has a **series budget** ([`Budget::max_series`]). A new series that does not fit
+//! first makes room by removing the family's series groups (a series and its sibling outcomes)
+//! that nothing incremented for [`Budget::idle`]; if it still does not fit, its budgeted labels
+//! are exported as `other` (that series may exceed the budget: the remaining labels are closed
+//! sets and countries, so it is bounded), and each folded label counts once in
+//! `itniotech_exporter_label_overflow_total{metric,label}` ([`LabelOverflowObserver`]).
+//! Every series carries the time it last changed, persisted with its value, so idleness
+//! survives restarts; a removed series is deleted from the store with the same commit.
 
 pub mod family;
 
@@ -20,18 +30,14 @@ pub use family::{
     VerificationLabels, VerificationResult,
 };
 
+use crate::clock::SharedClock;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-/// Distinct values kept per free-text label (`reason`, `termination_reason`); the rest → `other`.
-pub const FREE_TEXT_CAP: usize = 50;
 /// Longest normalised free-text label value.
 pub const FREE_TEXT_MAX_LEN: usize = 40;
-/// Labels whose values come from intake callers or the vendor rather than a fixed set, with the
-/// distinct values kept per family; later values become `other`. A typo'd or hostile `appId`
-/// at intake, or an unexpected vendor status, must not grow the series count without bound.
-pub const CAPPED_LABELS: &[(&str, usize)] = &[("app_id", 200), ("flow_id", 200), ("status", 50)];
 
 /// Lower-case, `[a-z0-9_]`, runs of anything else folded to one `_`, capped in length.
 pub fn normalise_free_text(raw: &str) -> String {
@@ -58,7 +64,7 @@ pub fn normalise_free_text(raw: &str) -> String {
 
 /// The value of one ledger series.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum SeriesValue {
+pub enum Sample {
     Counter(f64),
     /// Per-bucket (non-cumulative) counts, one per bound plus the `+Inf` bucket.
     Histogram {
@@ -68,19 +74,109 @@ pub enum SeriesValue {
     },
 }
 
+/// A series' value and when it last changed (Unix seconds), as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesValue {
+    pub sample: Sample,
+    pub updated: i64,
+}
+
+impl SeriesValue {
+    pub fn counter(v: f64, updated: i64) -> SeriesValue {
+        SeriesValue {
+            sample: Sample::Counter(v),
+            updated,
+        }
+    }
+}
+
+/// The stored form: `{"v": <sample>, "at": <unix seconds>}`; rows written before budgets
+/// existed hold the bare sample and read as "changed at load".
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredValue {
+    Timed { v: Sample, at: i64 },
+    Bare(Sample),
+}
+
+impl Serialize for SeriesValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StoredValue::Timed {
+            v: self.sample.clone(),
+            at: self.updated,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SeriesValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match StoredValue::deserialize(d)? {
+            StoredValue::Timed { v, at } => SeriesValue {
+                sample: v,
+                updated: at,
+            },
+            // 0: restored as "changed at load" (see `Ledger::restore`).
+            StoredValue::Bare(v) => SeriesValue {
+                sample: v,
+                updated: 0,
+            },
+        })
+    }
+}
+
 /// A series: its family and label values in the family's label order.
 pub type SeriesKey = (LedgerFamily, Vec<String>);
 
 /// The ledger shared by its one writer (the tracker) and its readers (scrapes).
 pub type SharedLedger = Arc<RwLock<Ledger>>;
 
+/// Told each time a label value is exported as `other` because its family's budget was full.
+pub trait LabelOverflowObserver: Send + Sync + std::fmt::Debug + 'static {
+    fn overflowed(&self, family: LedgerFamily, label: &str);
+}
+
+/// The series budget of every family (`--metrics.series-budget`, `--metrics.series-idle`).
+#[derive(Clone, Debug)]
+pub struct Budget {
+    /// Series per family before new budgeted label values become `other`.
+    pub max_series: usize,
+    /// Series groups unchanged for this long leave a full budget.
+    pub idle: Duration,
+    /// The clock that stamps changes.
+    pub clock: SharedClock,
+}
+
+impl Budget {
+    pub fn from_config(c: &crate::config::MetricsConfig, clock: SharedClock) -> Budget {
+        Budget {
+            max_series: c.series_budget,
+            idle: c.series_idle.get(),
+            clock,
+        }
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::from_config(
+            &crate::config::MetricsConfig::default(),
+            crate::clock::system(),
+        )
+    }
+}
+
 /// The persisted OTP metrics: one owner (the tracker's writer) mutates it, scrapes read it.
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
     series: BTreeMap<SeriesKey, SeriesValue>,
-    /// Admitted values per (family, label position) for free-text and capped labels
-    /// (restored from the series themselves).
-    admitted: HashMap<(LedgerFamily, usize), BTreeSet<String>>,
+    /// Series per family.
+    counts: HashMap<LedgerFamily, usize>,
+    /// Per family, the earliest time a sweep could free anything (skips useless scans while a
+    /// flood meets a full budget of fresh series).
+    next_sweep: HashMap<LedgerFamily, i64>,
+    budget: Budget,
+    overflow: Option<Arc<dyn LabelOverflowObserver>>,
 }
 
 impl Ledger {
@@ -88,22 +184,37 @@ impl Ledger {
         Self::default()
     }
 
+    /// A ledger with `budget`.
+    pub fn with_budget(budget: Budget) -> Self {
+        Ledger {
+            budget,
+            ..Ledger::default()
+        }
+    }
+
+    /// Sets the budget (before the first update).
+    pub fn set_budget(&mut self, budget: Budget) {
+        self.budget = budget;
+        self.next_sweep.clear();
+    }
+
+    /// Who hears about values folded into `other`.
+    pub fn set_overflow_observer(&mut self, observer: Arc<dyn LabelOverflowObserver>) {
+        self.overflow = Some(observer);
+    }
+
     /// Wraps the ledger for sharing between its writer and the scrapes.
     pub fn shared(self) -> SharedLedger {
         Arc::new(RwLock::new(self))
     }
 
-    /// Restores one stored series (at start).
-    pub fn restore(&mut self, key: SeriesKey, value: SeriesValue) {
-        for (pos, _) in bounded_labels(key.0) {
-            if let Some(v) = key.1.get(pos) {
-                self.admitted
-                    .entry((key.0, pos))
-                    .or_default()
-                    .insert(v.clone());
-            }
+    /// Restores one stored series (at start). A series stored without a change time counts as
+    /// changed now.
+    pub fn restore(&mut self, key: SeriesKey, mut value: SeriesValue) {
+        if value.updated == 0 {
+            value.updated = self.now();
         }
-        self.series.insert(key, value);
+        self.insert(key, value);
     }
 
     pub fn get(&self, key: &SeriesKey) -> Option<&SeriesValue> {
@@ -116,6 +227,11 @@ impl Ledger {
 
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
+    }
+
+    /// Series of `family`.
+    pub fn family_len(&self, family: LedgerFamily) -> usize {
+        self.counts.get(&family).copied().unwrap_or(0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&SeriesKey, &SeriesValue)> {
@@ -133,10 +249,31 @@ impl Ledger {
             .map(|((_, labels), value)| (labels, value))
     }
 
-    /// Applies updates and returns the keys of every series it created or changed (siblings
-    /// included), which the caller persists.
+    fn now(&self) -> i64 {
+        self.budget.clock.now().timestamp()
+    }
+
+    fn insert(&mut self, key: SeriesKey, value: SeriesValue) {
+        let family = key.0;
+        if self.series.insert(key, value).is_none() {
+            *self.counts.entry(family).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &SeriesKey) {
+        if self.series.remove(key).is_some() {
+            if let Some(c) = self.counts.get_mut(&key.0) {
+                *c = c.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Applies updates and returns the keys of every series it created, changed or removed
+    /// (siblings included), which the caller persists: a key [`Ledger::get`] no longer finds
+    /// is to be deleted.
     pub fn apply(&mut self, updates: &[Update]) -> BTreeSet<SeriesKey> {
         let mut touched = BTreeSet::new();
+        let now = self.now();
         for u in updates {
             let (family, mut labels, value) = u.series();
             if !value.is_finite() {
@@ -144,30 +281,35 @@ impl Ledger {
             }
             let spec = family.spec();
             debug_assert_eq!(labels.len(), spec.labels.len());
-            let free_text = spec.free_text.and_then(|l| spec.position(l));
-            for (pos, cap) in bounded_labels(family) {
-                if let Some(raw) = labels.get_mut(pos) {
-                    let value = if Some(pos) == free_text {
-                        normalise_free_text(raw)
-                    } else {
-                        std::mem::take(raw)
-                    };
-                    *raw = self.admit(family, pos, cap, value);
+            if let Some(pos) = spec.free_text.and_then(|l| spec.position(l)) {
+                labels[pos] = normalise_free_text(&labels[pos]);
+            }
+            let mut key = (family, labels);
+            if !self.series.contains_key(&key) {
+                key = self.admit(&spec, key, now, &mut touched);
+                if !self.series.contains_key(&key) {
+                    // Companions are created with a series' first increment, so an existing
+                    // series already has them: the common path does no sibling work.
+                    self.init_companions(&spec, &key, now, &mut touched);
                 }
             }
-            let key = (family, labels);
             if !self.series.contains_key(&key) {
-                // Companions are created with a series' first increment, so an existing series
-                // already has them: the common path does no sibling work.
-                self.init_companions(&spec, &key, &mut touched);
+                let sample = empty_sample(&spec);
+                self.insert(
+                    key.clone(),
+                    SeriesValue {
+                        sample,
+                        updated: now,
+                    },
+                );
             }
-            let entry = self
-                .series
-                .entry(key.clone())
-                .or_insert_with(|| empty_value(&spec));
-            match entry {
-                SeriesValue::Counter(c) => *c += value.max(0.0),
-                SeriesValue::Histogram {
+            let Some(series) = self.series.get_mut(&key) else {
+                continue;
+            };
+            series.updated = now;
+            match &mut series.sample {
+                Sample::Counter(c) => *c += value.max(0.0),
+                Sample::Histogram {
                     sum,
                     count,
                     buckets,
@@ -189,77 +331,151 @@ impl Ledger {
         touched
     }
 
+    /// The key a new series is counted under: itself when its group fits the budget (after
+    /// sweeping idle groups if needed), else with its budgeted labels folded into `other`.
+    fn admit(
+        &mut self,
+        spec: &FamilySpec,
+        key: SeriesKey,
+        now: i64,
+        touched: &mut BTreeSet<SeriesKey>,
+    ) -> SeriesKey {
+        let family = key.0;
+        let needed = group_of(spec, &key)
+            .iter()
+            .filter(|k| !self.series.contains_key(k))
+            .count();
+        if self.family_len(family) + needed <= self.budget.max_series {
+            return key;
+        }
+        self.sweep(spec, family, now, touched);
+        if self.family_len(family) + needed <= self.budget.max_series {
+            return key;
+        }
+        let (family, mut labels) = key;
+        for label in spec.budgeted_labels() {
+            if let Some(pos) = spec.position(label) {
+                if labels[pos] != "other" {
+                    labels[pos] = "other".to_owned();
+                    if let Some(o) = &self.overflow {
+                        o.overflowed(family, label);
+                    }
+                }
+            }
+        }
+        (family, labels)
+    }
+
+    /// Removes the family's series groups unchanged for the idle period.
+    fn sweep(
+        &mut self,
+        spec: &FamilySpec,
+        family: LedgerFamily,
+        now: i64,
+        touched: &mut BTreeSet<SeriesKey>,
+    ) {
+        if self.next_sweep.get(&family).is_some_and(|at| now < *at) {
+            return;
+        }
+        let idle = i64::try_from(self.budget.idle.as_secs()).unwrap_or(i64::MAX);
+        let sibling = spec.siblings.and_then(|(label, _)| spec.position(label));
+        // Group key → (latest change, members).
+        let mut groups: BTreeMap<Vec<String>, (i64, Vec<Vec<String>>)> = BTreeMap::new();
+        for (labels, value) in self.family(family) {
+            let mut g = labels.clone();
+            if let Some(pos) = sibling {
+                g[pos].clear();
+            }
+            let e = groups.entry(g).or_insert((i64::MIN, Vec::new()));
+            e.0 = e.0.max(value.updated);
+            e.1.push(labels.clone());
+        }
+        let mut next = i64::MAX;
+        let mut removed = 0usize;
+        for (_, (updated, members)) in groups {
+            if now.saturating_sub(updated) >= idle {
+                for labels in members {
+                    let key = (family, labels);
+                    self.remove(&key);
+                    touched.insert(key);
+                    removed += 1;
+                }
+            } else {
+                next = next.min(updated.saturating_add(idle));
+            }
+        }
+        self.next_sweep.insert(family, next);
+        if removed > 0 {
+            tracing::info!(
+                metric = %family.exposed_name(),
+                removed,
+                "series budget full: removed series unchanged for the idle period"
+            );
+        }
+    }
+
     /// Creates, at 0, the series that ratios over `key` divide by or into: the sibling
-    /// outcomes of its family, and its companion in another family (a fallback's rescue).
+    /// outcomes of its family, and its companion in another family (a fallback's rescue) when
+    /// that family has room.
     fn init_companions(
         &mut self,
         spec: &FamilySpec,
         key: &SeriesKey,
+        now: i64,
         touched: &mut BTreeSet<SeriesKey>,
     ) {
-        let (family, labels) = key;
-        let mut companions = Vec::new();
-        if let Some((label, values)) = spec.siblings {
-            if let Some(pos) = spec.position(label) {
-                for v in values {
-                    let mut sib = labels.clone();
-                    sib[pos] = (*v).to_string();
-                    companions.push(((*family, sib), empty_value(spec)));
-                }
-            }
-        }
+        let mut companions: Vec<(SeriesKey, FamilySpec)> = group_of(spec, key)
+            .into_iter()
+            .map(|k| (k, key.0.spec()))
+            .collect();
         if let Some((other, names)) = spec.companion {
             let values: Option<Vec<String>> = names
                 .iter()
-                .map(|n| spec.position(n).map(|p| labels[p].clone()))
+                .map(|n| spec.position(n).map(|p| key.1[p].clone()))
                 .collect();
             if let Some(values) = values {
-                companions.push(((other, values), empty_value(&other.spec())));
+                if self.family_len(other) < self.budget.max_series {
+                    companions.push(((other, values), other.spec()));
+                }
             }
         }
-        for (k, v) in companions {
+        for (k, spec) in companions {
             if !self.series.contains_key(&k) {
-                self.series.insert(k.clone(), v);
+                self.insert(
+                    k.clone(),
+                    SeriesValue {
+                        sample: empty_sample(&spec),
+                        updated: now,
+                    },
+                );
                 touched.insert(k);
             }
         }
     }
-
-    fn admit(&mut self, family: LedgerFamily, pos: usize, cap: usize, v: String) -> String {
-        let admitted = self.admitted.entry((family, pos)).or_default();
-        if admitted.contains(&v) {
-            return v;
-        }
-        if admitted.len() < cap {
-            admitted.insert(v.clone());
-            return v;
-        }
-        "other".to_string()
-    }
 }
 
-/// (position, cap) of every label of `family` whose values are bounded by admission.
-fn bounded_labels(family: LedgerFamily) -> impl Iterator<Item = (usize, usize)> {
-    let spec = family.spec();
-    spec.labels
+/// `key` and its sibling outcomes (just `key` for families without siblings).
+fn group_of(spec: &FamilySpec, key: &SeriesKey) -> Vec<SeriesKey> {
+    let Some((label, values)) = spec.siblings else {
+        return vec![key.clone()];
+    };
+    let Some(pos) = spec.position(label) else {
+        return vec![key.clone()];
+    };
+    values
         .iter()
-        .enumerate()
-        .filter_map(move |(pos, name)| {
-            if Some(*name) == spec.free_text {
-                Some((pos, FREE_TEXT_CAP))
-            } else {
-                CAPPED_LABELS
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, cap)| (pos, *cap))
-            }
+        .map(|v| {
+            let mut labels = key.1.clone();
+            labels[pos] = (*v).to_string();
+            (key.0, labels)
         })
+        .collect()
 }
 
-fn empty_value(spec: &FamilySpec) -> SeriesValue {
+fn empty_sample(spec: &FamilySpec) -> Sample {
     match spec.buckets {
-        None => SeriesValue::Counter(0.0),
-        Some(b) => SeriesValue::Histogram {
+        None => Sample::Counter(0.0),
+        Some(b) => Sample::Histogram {
             sum: 0.0,
             count: 0,
             buckets: vec![0; b.len() + 1],
@@ -270,7 +486,9 @@ fn empty_value(spec: &FamilySpec) -> SeriesValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, ManualClock};
     use crate::domain::Channel;
+    use chrono::DateTime;
 
     fn s(v: &str) -> String {
         v.to_string()
@@ -293,6 +511,33 @@ mod tests {
         })
     }
 
+    #[derive(Debug, Default)]
+    struct Overflows(std::sync::Mutex<Vec<(LedgerFamily, String)>>);
+    impl LabelOverflowObserver for Overflows {
+        fn overflowed(&self, family: LedgerFamily, label: &str) {
+            self.0.lock().unwrap().push((family, label.to_owned()));
+        }
+    }
+
+    fn budgeted(max_series: usize, idle_secs: u64) -> (Ledger, ManualClock, Arc<Overflows>) {
+        let clock = ManualClock::new(DateTime::from_timestamp(1_700_000_000, 0).unwrap());
+        let mut ledger = Ledger::with_budget(Budget {
+            max_series,
+            idle: Duration::from_secs(idle_secs),
+            clock: Arc::new(clock.clone()),
+        });
+        let overflows = Arc::new(Overflows::default());
+        ledger.set_overflow_observer(overflows.clone());
+        (ledger, clock, overflows)
+    }
+
+    fn counter(ledger: &Ledger, key: &SeriesKey) -> Option<f64> {
+        match ledger.get(key).map(|v| &v.sample) {
+            Some(Sample::Counter(c)) => Some(*c),
+            _ => None,
+        }
+    }
+
     #[test]
     fn free_text_is_normalised() {
         assert_eq!(normalise_free_text("UNDELIV"), "undeliv");
@@ -309,40 +554,123 @@ mod tests {
     }
 
     #[test]
-    fn free_text_cardinality_is_capped_under_10000_distinct_reasons() {
-        let mut ledger = Ledger::new();
+    fn free_text_series_stay_within_the_budget_under_10000_distinct_reasons() {
+        let (mut ledger, _, overflows) = budgeted(50, 3600);
         let updates: Vec<Update> = (0..10_000)
             .map(|i| failure("app1", format!("reason {i}")))
             .collect();
         ledger.apply(&updates);
-        let reasons: BTreeSet<&str> = ledger
-            .family(LedgerFamily::SmsFailures)
-            .map(|(l, _)| l[2].as_str())
-            .collect();
-        assert_eq!(reasons.len(), FREE_TEXT_CAP + 1);
-        assert!(reasons.contains("other"));
-        let other = ledger
-            .get(&(
-                LedgerFamily::SmsFailures,
-                vec![s("app1"), s("ID"), s("other")],
-            ))
-            .unwrap();
-        assert_eq!(
-            *other,
-            SeriesValue::Counter((10_000 - FREE_TEXT_CAP) as f64)
+        // 50 reasons, then one `other` series (app_id and reason folded).
+        assert_eq!(ledger.family_len(LedgerFamily::SmsFailures), 51);
+        let other = (
+            LedgerFamily::SmsFailures,
+            vec![s("other"), s("ID"), s("other")],
         );
+        assert_eq!(counter(&ledger, &other), Some((10_000 - 50) as f64));
+        let folded = overflows.0.lock().unwrap();
+        let app = folded.iter().filter(|(_, l)| l == "app_id").count();
+        let reason = folded.iter().filter(|(_, l)| l == "reason").count();
+        assert_eq!((app, reason), (10_000 - 50, 10_000 - 50));
     }
 
     #[test]
-    fn app_ids_from_intake_are_capped() {
-        let mut ledger = Ledger::new();
+    fn a_full_budget_folds_new_app_ids_and_counts_each_fold() {
+        // 4 outcomes per (app, flow, country): a budget of 40 holds 10 apps.
+        let (mut ledger, _, overflows) = budgeted(40, 3600);
         let updates: Vec<Update> = (0..1_000)
             .map(|i| order(format!("app{i}"), OrderOutcome::NotFound))
             .collect();
         ledger.apply(&updates);
         let apps: BTreeSet<&str> = ledger.iter().map(|((_, l), _)| l[0].as_str()).collect();
-        assert_eq!(apps.len(), 201);
+        assert_eq!(apps.len(), 11, "{apps:?}");
         assert!(apps.contains("other"));
+        let other = (
+            LedgerFamily::Orders,
+            vec![s("other"), s("other"), s("ID"), s("not_found")],
+        );
+        assert_eq!(counter(&ledger, &other), Some(990.0));
+        // Siblings of the folded series exist too: ratios never divide by a missing series.
+        let other_failed = (
+            LedgerFamily::Orders,
+            vec![s("other"), s("other"), s("ID"), s("failed")],
+        );
+        assert_eq!(counter(&ledger, &other_failed), Some(0.0));
+        assert_eq!(
+            overflows.0.lock().unwrap().len(),
+            990 * 2,
+            "app_id and flow_id"
+        );
+    }
+
+    #[test]
+    fn idle_junk_leaves_a_full_budget_for_a_real_app_even_after_a_restore() {
+        let (mut ledger, clock, _) = budgeted(40, 3600);
+        let junk: Vec<Update> = (0..10_000)
+            .map(|i| order(format!("junk{i}"), OrderOutcome::NotFound))
+            .collect();
+        ledger.apply(&junk);
+        // A real app right after the burst: the budget is full of fresh junk.
+        ledger.apply(&[order(s("realapp"), OrderOutcome::Delivered)]);
+        let real = (
+            LedgerFamily::Orders,
+            vec![s("realapp"), s("2"), s("ID"), s("delivered")],
+        );
+        assert_eq!(counter(&ledger, &real), None);
+        // Persist and restore (a restart), then let the junk go idle.
+        let stored: Vec<(SeriesKey, String)> = ledger
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap()))
+            .collect();
+        let (mut restored, _, _) = budgeted(40, 3600);
+        restored.set_budget(Budget {
+            clock: Arc::new(clock.clone()),
+            ..restored.budget.clone()
+        });
+        for (k, v) in stored {
+            restored.restore(k, serde_json::from_str(&v).unwrap());
+        }
+        clock.advance(Duration::from_secs(3600));
+        let touched = restored.apply(&[order(s("realapp"), OrderOutcome::Delivered)]);
+        assert_eq!(counter(&restored, &real), Some(1.0));
+        // Every junk series was removed (and is in `touched`, so the store deletes it).
+        assert!(restored.iter().all(|((_, l), _)| !l[0].starts_with("junk")));
+        assert!(touched.iter().any(|(_, l)| l[0] == "junk0"));
+        assert!(restored
+            .get(&(
+                LedgerFamily::Orders,
+                vec![s("junk0"), s("2"), s("ID"), s("failed")]
+            ))
+            .is_none());
+        assert!(restored.family_len(LedgerFamily::Orders) <= 40);
+    }
+
+    #[test]
+    fn a_group_with_one_recent_member_stays() {
+        let (mut ledger, clock, _) = budgeted(8, 100);
+        ledger.apply(&[order(s("appA"), OrderOutcome::Delivered)]);
+        clock.advance(Duration::from_secs(60));
+        ledger.apply(&[order(s("appB"), OrderOutcome::Delivered)]);
+        clock.advance(Duration::from_secs(60));
+        // appA is idle (120 s), appB is not (60 s): a third app replaces appA only.
+        ledger.apply(&[order(s("appC"), OrderOutcome::Failed)]);
+        let apps: BTreeSet<&str> = ledger.iter().map(|((_, l), _)| l[0].as_str()).collect();
+        assert_eq!(apps, BTreeSet::from(["appB", "appC"]));
+    }
+
+    #[test]
+    fn stored_values_round_trip_and_old_rows_read_as_fresh() {
+        let v = SeriesValue::counter(3.5, 1_700_000_000);
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(text, r#"{"v":{"Counter":3.5},"at":1700000000}"#);
+        assert_eq!(serde_json::from_str::<SeriesValue>(&text).unwrap(), v);
+        let old: SeriesValue = serde_json::from_str(r#"{"Counter":2.0}"#).unwrap();
+        assert_eq!(old, SeriesValue::counter(2.0, 0));
+        let (mut ledger, clock, _) = budgeted(10, 10);
+        ledger.restore((LedgerFamily::Sms, vec![]), old);
+        assert_eq!(
+            ledger.get(&(LedgerFamily::Sms, vec![])).unwrap().updated,
+            clock.now().timestamp()
+        );
     }
 
     #[test]
@@ -354,7 +682,7 @@ mod tests {
             LedgerFamily::Orders,
             vec![s("app1"), s("2"), s("ID"), s("failed")],
         );
-        assert_eq!(ledger.get(&failed), Some(&SeriesValue::Counter(0.0)));
+        assert_eq!(counter(&ledger, &failed), Some(0.0));
     }
 
     #[test]
@@ -371,7 +699,7 @@ mod tests {
             vec![s("a"), s("7"), s("call")],
         );
         assert!(touched.contains(&rescue));
-        assert_eq!(ledger.get(&rescue), Some(&SeriesValue::Counter(0.0)));
+        assert_eq!(counter(&ledger, &rescue), Some(0.0));
     }
 
     #[test]
@@ -390,11 +718,11 @@ mod tests {
             LedgerFamily::SmsDeliverySeconds,
             vec![s("a"), s("ID"), s("delivered")],
         );
-        let Some(SeriesValue::Histogram {
+        let Some(Sample::Histogram {
             sum,
             count,
             buckets,
-        }) = ledger.get(&key)
+        }) = ledger.get(&key).map(|v| &v.sample)
         else {
             panic!("histogram expected")
         };
@@ -423,6 +751,6 @@ mod tests {
             LedgerFamily::Cost,
             vec![s("a"), s("sms"), s("ID"), s("USD")],
         );
-        assert_eq!(ledger.get(&key), Some(&SeriesValue::Counter(0.0)));
+        assert_eq!(counter(&ledger, &key), Some(0.0));
     }
 }

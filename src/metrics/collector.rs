@@ -1,7 +1,7 @@
 //! Renders the [`Ledger`](crate::ledger::Ledger) at scrape time through prometheus-client's
 //! collector interface.
 
-use crate::ledger::{LedgerFamily, SeriesValue, SharedLedger};
+use crate::ledger::{LedgerFamily, Sample, SharedLedger};
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
@@ -28,9 +28,9 @@ impl prometheus_client::collector::Collector for LedgerCollector {
                     .zip(labels.iter().map(String::as_str))
                     .collect();
                 let mut m = metric.encode_family(&label_set)?;
-                match value {
-                    SeriesValue::Counter(c) => m.encode_counter::<NoLabelSet, _, f64>(c, None)?,
-                    SeriesValue::Histogram {
+                match &value.sample {
+                    Sample::Counter(c) => m.encode_counter::<NoLabelSet, _, f64>(c, None)?,
+                    Sample::Histogram {
                         sum,
                         count,
                         buckets,

@@ -29,11 +29,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(ledger: Ledger, version: &str, revision: &str) -> Self {
-        let ledger = ledger.shared();
+    pub fn new(mut ledger: Ledger, version: &str, revision: &str) -> Self {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(LedgerCollector(ledger.clone())));
         let op = Arc::new(Operational::register(&mut registry, version, revision));
+        ledger.set_overflow_observer(op.clone());
+        let ledger = ledger.shared();
+        registry.register_collector(Box::new(LedgerCollector(ledger.clone())));
         Metrics {
             registry,
             ledger,

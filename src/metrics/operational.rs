@@ -9,7 +9,9 @@ use crate::api::model::Flow;
 use crate::api::{ApiObserver, Endpoint};
 use crate::intake::{IntakeObserver, IntakeSource, RejectReason};
 use crate::ledger::family::label_enum;
+use crate::ledger::{LabelOverflowObserver, LedgerFamily};
 use crate::proxy::{CaptureFailure, ProxyEndpoint, UpstreamErrorKind};
+use crate::server::{ConnDrop, HttpObserver, Rejection};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +32,12 @@ const PROXY_OVERHEAD_BUCKETS: &[f64] = &[
 const API_DURATION_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 /// Longest flow name exported in `itniotech_otp_flow_info`.
 const FLOW_NAME_MAX_CHARS: usize = 64;
+/// Distinct `status` values of `itniotech_api_requests_total`: the known vendor codes and
+/// transport classes are about 40; an API answering ever new codes folds the rest into
+/// `other` (counted in `itniotech_exporter_label_overflow_total`).
+pub const API_STATUS_BUDGET: usize = 64;
+/// The family name `itniotech_exporter_label_overflow_total{metric}` gives the API requests.
+const API_REQUESTS_METRIC: &str = "itniotech_api_requests_total";
 
 label_enum! {
     /// How one record poll ended.
@@ -95,6 +103,11 @@ struct BalanceLabels {
     currency: String,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OverflowLabels {
+    metric: String,
+    label: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProxyRequestLabels {
     api_endpoint: &'static str,
     code: u16,
@@ -142,6 +155,16 @@ pub struct Operational {
     flow_step_wait: Family<FlowStepLabels, Gauge>,
     balance: Family<BalanceLabels, F64Gauge>,
     build_info: Family<BuildLabels, Gauge>,
+    http_connections: Gauge,
+    http_connections_limit: Gauge,
+    http_connections_dropped: Family<ReasonLabel, Counter>,
+    http_requests_rejected: Family<ReasonLabel, Counter>,
+    orders_pending_limit: Gauge,
+    web_config_ok: Gauge,
+    web_config_success_time: F64Gauge,
+    label_overflow: Family<OverflowLabels, Counter>,
+    /// Distinct API `status` label values seen, bounded by [`API_STATUS_BUDGET`].
+    api_statuses: Mutex<std::collections::BTreeSet<String>>,
     proxy_duration: Family<ProxyRequestLabels, Histogram, fn() -> Histogram>,
     proxy_overhead: Histogram,
     proxy_upstream_errors: Family<KindLabel, Counter>,
@@ -181,6 +204,15 @@ impl Operational {
             flow_step_wait: Family::default(),
             balance: Family::default(),
             build_info: Family::default(),
+            http_connections: Gauge::default(),
+            http_connections_limit: Gauge::default(),
+            http_connections_dropped: Family::default(),
+            http_requests_rejected: Family::default(),
+            orders_pending_limit: Gauge::default(),
+            web_config_ok: Gauge::default(),
+            web_config_success_time: F64Gauge::default(),
+            label_overflow: Family::default(),
+            api_statuses: Mutex::default(),
             proxy_duration: Family::new_with_constructor(proxy_histogram),
             proxy_overhead: Histogram::new(PROXY_OVERHEAD_BUCKETS.iter().copied()),
             proxy_upstream_errors: Family::default(),
@@ -269,6 +301,69 @@ impl Operational {
             op.build_info.clone(),
         );
         registry.register(
+            "itniotech_exporter_http_connections",
+            "Open HTTP connections",
+            op.http_connections.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_http_connections_limit",
+            "Most open HTTP connections per listener (--web.max-connections)",
+            op.http_connections_limit.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_http_connections_dropped",
+            "HTTP connections the server closed or refused because a limit was reached, by reason",
+            op.http_connections_dropped.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_http_requests_rejected",
+            "HTTP requests refused, by reason",
+            op.http_requests_rejected.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_orders_pending_limit",
+            "Pending orders at which the intake answers 503 (--intake.max-pending)",
+            op.orders_pending_limit.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_web_config_last_reload_successful",
+            "1 when the last load of --web.config.file succeeded (a failed one keeps the previous configuration)",
+            op.web_config_ok.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_web_config_last_reload_success_timestamp_seconds",
+            "When the web configuration in force was loaded, in Unix seconds",
+            op.web_config_success_time.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_label_overflow",
+            "Label values exported as other because a metric's series budget was full, by metric and label",
+            op.label_overflow.clone(),
+        );
+        for why in ConnDrop::ALL {
+            let _ = op.http_connections_dropped.get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            });
+        }
+        for why in Rejection::ALL {
+            let _ = op.http_requests_rejected.get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            });
+        }
+        // Every bounded label at 0, so an alert on its rate sees a series from the start.
+        for family in LedgerFamily::ALL {
+            for label in family.spec().budgeted_labels() {
+                let _ = op.label_overflow.get_or_create(&OverflowLabels {
+                    metric: family.exposed_name(),
+                    label: (*label).to_owned(),
+                });
+            }
+        }
+        let _ = op.label_overflow.get_or_create(&OverflowLabels {
+            metric: API_REQUESTS_METRIC.to_owned(),
+            label: "status".to_owned(),
+        });
+        registry.register(
             "itniotech_exporter_proxy_request_duration_seconds",
             "Requests through the capture proxy, from arrival to the reply, by vendor endpoint and HTTP status",
             op.proxy_duration.clone(),
@@ -347,6 +442,12 @@ impl Operational {
     /// An attempt was counted, `seconds` after it ended.
     pub fn attempt_counted(&self, seconds: f64) {
         self.attempt_freshness.observe(seconds);
+    }
+
+    /// Pending orders as of the last backlog refresh (the intake's `--intake.max-pending`
+    /// check reads this instead of querying the store per request).
+    pub fn pending_orders(&self) -> u64 {
+        u64::try_from(self.orders_pending.get()).unwrap_or(0)
     }
 
     /// Pending orders and the age of the oldest one.
@@ -481,12 +582,83 @@ impl Operational {
     }
 }
 
+impl Operational {
+    /// The API `status` label within its budget: a value seen before, or a new one while
+    /// there is room; else `other`, counted as an overflow.
+    fn api_status(&self, status: &str) -> String {
+        let mut seen = self.api_statuses.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(status) || seen.len() < API_STATUS_BUDGET {
+            seen.insert(status.to_owned());
+            return status.to_owned();
+        }
+        drop(seen);
+        self.label_overflowed(API_REQUESTS_METRIC, "status", 1);
+        "other".to_owned()
+    }
+
+    fn label_overflowed(&self, metric: &str, label: &str, n: u64) {
+        self.label_overflow
+            .get_or_create(&OverflowLabels {
+                metric: metric.to_owned(),
+                label: label.to_owned(),
+            })
+            .inc_by(n);
+    }
+}
+
+impl LabelOverflowObserver for Operational {
+    fn overflowed(&self, family: LedgerFamily, label: &str) {
+        self.label_overflowed(&family.exposed_name(), label, 1);
+    }
+}
+
+impl HttpObserver for Operational {
+    fn limits(&self, max_connections: usize, max_pending: u64) {
+        self.http_connections_limit
+            .set(i64::try_from(max_connections).unwrap_or(i64::MAX));
+        self.orders_pending_limit
+            .set(i64::try_from(max_pending).unwrap_or(i64::MAX));
+    }
+
+    fn connection_opened(&self) {
+        self.http_connections.inc();
+    }
+
+    fn connection_closed(&self) {
+        self.http_connections.dec();
+    }
+
+    fn connection_dropped(&self, why: ConnDrop) {
+        self.http_connections_dropped
+            .get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            })
+            .inc();
+    }
+
+    fn request_rejected(&self, why: Rejection) {
+        self.http_requests_rejected
+            .get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            })
+            .inc();
+    }
+
+    fn web_config_loaded(&self, ok: bool, unix_seconds: f64) {
+        self.web_config_ok.set(i64::from(ok));
+        if ok {
+            self.web_config_success_time.set(unix_seconds);
+        }
+    }
+}
+
 impl ApiObserver for Operational {
     fn on_request(&self, endpoint: Endpoint, status_label: &str, up: bool, elapsed: Duration) {
+        let status = self.api_status(status_label);
         self.api_requests
             .get_or_create(&EndpointStatus {
                 api_endpoint: endpoint.as_str(),
-                status: status_label.to_owned(),
+                status,
             })
             .inc();
         self.api_request_duration

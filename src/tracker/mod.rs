@@ -371,8 +371,10 @@ fn write_batch(
             }
         }
         for k in &touched {
-            if let Some(v) = l.get(k) {
-                tx.put_series(k, v)?;
+            // A touched key the ledger no longer has was removed by its series budget.
+            match l.get(k) {
+                Some(v) => tx.put_series(k, v)?,
+                None => tx.delete_series(k)?,
             }
         }
         if let Some(before) = prune_before {

@@ -42,14 +42,28 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `dir/itniotech-exporter.db`.
+    /// Opens (creating if needed) the store at `dir/itniotech-exporter.db`. The directory is
+    /// made 0700 and the database files 0600: they hold order ids and the counters.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|error| StoreError::Dir {
             path: dir.display().to_string(),
             error,
         })?;
-        let conn = Connection::open(dir.join("itniotech-exporter.db"))?;
-        Self::init(conn)
+        let db = dir.join("itniotech-exporter.db");
+        restrict(dir, 0o700);
+        create_private(&db);
+        let conn = Connection::open(&db)?;
+        let store = Self::init(conn)?;
+        // SQLite gives the -wal and -shm files the database's mode; older stores may predate it.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            let path = std::path::PathBuf::from(name);
+            if path.exists() {
+                restrict(&path, 0o600);
+            }
+        }
+        Ok(store)
     }
 
     /// An in-memory store, for tests and benchmarks.
@@ -196,6 +210,48 @@ impl Store {
     }
 }
 
+/// Sets `path`'s permissions to `mode` when they are wider. A directory the agent does not own
+/// (a volume's mount point) cannot be changed: that is logged, not fatal.
+fn restrict(path: &Path, mode: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let current = meta.permissions().mode() & 0o777;
+        if current & !mode == 0 {
+            return;
+        }
+        if let Err(error) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{current:o}"),
+                %error,
+                "cannot restrict the store's permissions; other users may read it"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+}
+
+/// Creates the database file 0600 before SQLite does (SQLite would use the umask).
+fn create_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path);
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// One batch of writes, committed atomically.
 pub struct Tx<'a> {
     tx: Transaction<'a>,
@@ -288,6 +344,16 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Deletes a series the ledger removed (its budget made room for a new one).
+    pub fn delete_series(&self, key: &SeriesKey) -> Result<(), StoreError> {
+        let labels =
+            serde_json::to_string(&key.1).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.tx
+            .prepare_cached("DELETE FROM series WHERE family = ?1 AND labels = ?2")?
+            .execute(params![key.0.key(), labels])?;
+        Ok(())
+    }
+
     pub fn commit(self) -> Result<(), StoreError> {
         Ok(self.tx.commit()?)
     }
@@ -329,6 +395,25 @@ mod tests {
         assert_eq!(tx.prune_forgotten(8_000).unwrap(), 1);
         assert!(tx.insert_order(&key("1"), &st, 5_000).unwrap());
         tx.commit().unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn store_directory_and_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("store");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut store = Store::open(&dir).unwrap();
+        let tx = store.transaction().unwrap();
+        tx.commit().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
     }
 
     #[test]

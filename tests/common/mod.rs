@@ -318,7 +318,16 @@ impl Drop for Proc {
 /// Starts the binary with `args` and `envs` (API credentials, ...) and waits for the log line
 /// announcing its listening address, which it returns as `127.0.0.1:PORT`.
 pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Proc, String) {
-    let mut child = Command::new(binary())
+    spawn_binary(&binary(), args, envs)
+}
+
+/// [`spawn`] for another build of the binary (a benchmark comparing releases).
+pub fn spawn_binary(
+    binary: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Proc, String) {
+    let mut child = Command::new(binary)
         .args(args)
         .envs(envs.iter().copied())
         .env("NO_COLOR", "1")
