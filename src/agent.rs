@@ -4,12 +4,12 @@
 //! metrics → server exactly once, for both `run` and `demo`.
 
 use crate::accounting::Settings;
-use crate::api::{ApiError, Client, ClientConfig, Credentials};
+use crate::api::{ApiError, ApiHealth, Client, ClientConfig, Credentials};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller, PollerError};
-use crate::server::{self, LandingInfo, ServerState};
+use crate::server::{self, LandingInfo, Readiness, ServerState};
 use crate::tracker::store::{Store, StoreError};
 use crate::tracker::{Tracker, TrackerConfig};
 use std::sync::Arc;
@@ -29,12 +29,14 @@ pub enum AgentError {
     #[error(transparent)]
     Poller(#[from] PollerError),
     #[error("reading {what}: {error}")]
-    Io {
-        what: String,
-        error: std::io::Error,
-    },
+    Io { what: String, error: std::io::Error },
     #[error("{0}")]
     Config(String),
+    #[error(
+        "the store writer stopped ({0}); exiting so that the supervisor restarts the agent \
+         (the store is consistent: every acknowledged order and counted increment is committed)"
+    )]
+    WriterStopped(String),
 }
 
 /// Every stage, built and connected but not yet running.
@@ -43,6 +45,8 @@ pub struct Agent {
     tracker: Tracker,
     orders: OrderPoller,
     catalog: CatalogPoller,
+    api_health: Arc<ApiHealth>,
+    clock: SharedClock,
     cfg: Config,
     intake_token: Option<String>,
 }
@@ -57,25 +61,33 @@ impl Agent {
             ),
             None => None,
         };
-        let store = Store::open(&cfg.storage.path)?;
-        let ledger = store.load_ledger()?;
+        let mut store = Store::open(&cfg.storage.path)?;
+        let now_ms = clock.now().timestamp_millis();
+        // Damaged rows: skipped into the quarantine table, unless skipping would reset a
+        // counter Prometheus has seen (then this fails with how to recover).
+        let ledger = store.open_ledger(now_ms)?;
+        let unreadable = store.quarantine_unreadable(now_ms)?;
         tracing::info!(
             path = %cfg.storage.path.display(),
             series = ledger.len(),
+            quarantined_orders = unreadable,
             "store opened"
         );
         let metrics = Arc::new(Metrics::new(ledger, VERSION, REVISION));
-        let tracker = Tracker::start(
+        metrics.op.quarantined(store.quarantined()?);
+        let tracker = Tracker::start_observed(
             store,
             metrics.ledger.clone(),
             TrackerConfig::from(&cfg),
             clock.clone(),
+            metrics.op.clone(),
         );
+        let api_health = Arc::new(ApiHealth::new(metrics.op.clone(), clock.clone()));
         let client = Arc::new(Client::new(
             ClientConfig::from(&cfg.api),
             creds,
             clock.clone(),
-            metrics.op.clone(),
+            api_health.clone(),
         )?);
         let flows = FlowCatalogHandle::default();
         let catalog = CatalogPoller::new(
@@ -92,7 +104,7 @@ impl Agent {
             flows,
             metrics.op.clone(),
             Settings::from(&cfg),
-            clock,
+            clock.clone(),
             cfg.api.concurrency,
         )?;
         Ok(Agent {
@@ -100,6 +112,8 @@ impl Agent {
             tracker,
             orders,
             catalog,
+            api_health,
+            clock,
             cfg,
             intake_token,
         })
@@ -113,12 +127,19 @@ impl Agent {
     /// The HTTP router: metrics, health, readiness, landing page and intake.
     pub fn router(&self) -> axum::Router {
         let metrics = self.metrics.clone();
-        let flows = self.orders.flows().clone();
+        let store = self.tracker.health().clone();
+        let api = self.api_health.clone();
+        let clock = self.clock.clone();
+        let window = chrono::Duration::from_std(self.cfg.readiness.api_window.get())
+            .unwrap_or(chrono::Duration::MAX);
         server::router(ServerState {
             sink: Arc::new(self.tracker.clone()),
             observer: self.metrics.op.clone(),
             render_metrics: Arc::new(move || metrics.render()),
-            ready: Arc::new(move || flows.attempted()),
+            ready: Arc::new(move || Readiness {
+                store: store.readiness(clock.now()),
+                vendor: api.readiness(window),
+            }),
             intake_token: self.intake_token.clone(),
             telemetry_path: self.cfg.web.telemetry_path.clone(),
             max_body_bytes: self.cfg.intake.max_body_bytes,
@@ -128,7 +149,9 @@ impl Agent {
     }
 
     /// Serves on `listener` and runs the pollers until `shutdown` resolves, then stops them and
-    /// lets in-flight store writes finish.
+    /// lets in-flight store writes finish. If the store's writer thread dies, everything stops
+    /// the same way and this returns [`AgentError::WriterStopped`]: the process must exit
+    /// non-zero so that its supervisor restarts it on the same store.
     pub async fn run(
         self,
         listener: tokio::net::TcpListener,
@@ -141,13 +164,24 @@ impl Agent {
         let router = self.router();
         let catalog_task = tokio::spawn(self.catalog.clone().run(wait(stop_rx.clone())));
         let orders_task = tokio::spawn(self.orders.clone().run(wait(stop_rx.clone())));
+        let writer_died = Arc::new(std::sync::Mutex::new(None::<String>));
+        let tracker = self.tracker.clone();
+        let died = writer_died.clone();
         let served = server::serve(listener, router, async move {
-            shutdown.await;
+            tokio::select! {
+                _ = shutdown => {}
+                reason = tracker.stopped() => {
+                    *died.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                }
+            }
             let _ = stop_tx.send(true);
         })
         .await;
         let _ = catalog_task.await;
         let _ = orders_task.await;
+        if let Some(reason) = writer_died.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(AgentError::WriterStopped(reason));
+        }
         served.map_err(|error| AgentError::Io {
             what: "the HTTP listener".into(),
             error,

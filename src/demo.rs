@@ -33,10 +33,7 @@ pub enum DemoError {
     #[error("building the traffic generator's client: {0}")]
     Client(#[from] ApiError),
     #[error("{what}: {error}")]
-    Io {
-        what: String,
-        error: std::io::Error,
-    },
+    Io { what: String, error: std::io::Error },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {

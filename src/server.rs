@@ -4,7 +4,8 @@
 //! |---|---|
 //! | `GET <telemetry_path>` (default `/metrics`) | the registry in OpenMetrics text |
 //! | `GET /-/healthy` | `200 Healthy` while the process serves |
-//! | `GET /-/ready` | `200 Ready`, or `503 Not ready` until the agent can take orders |
+//! | `GET /-/ready` | `200 Ready` when the store commits and the vendor API answered recently, else `503 Not ready`; the body says why, one line per check |
+//! | `GET /-/ready/intake` | the same for what the intake needs: the store commits (Kubernetes' readiness probe, so a vendor outage does not take every replica out of the intake Service) |
 //! | `GET /` | an HTML landing page with links |
 //! | `POST /api/v1/orders` | intake, see below |
 //!
@@ -42,7 +43,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::TelemetryPath;
 use crate::domain::EnqueueReport;
 use crate::intake::{
-    parse_orders, IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
+    parse_orders, IntakeError, IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
 };
 
 /// The intake route.
@@ -51,8 +52,16 @@ pub const INTAKE_PATH: &str = "/api/v1/orders";
 pub const HEALTHY_PATH: &str = "/-/healthy";
 /// The readiness route.
 pub const READY_PATH: &str = "/-/ready";
+/// The intake's readiness route.
+pub const INTAKE_READY_PATH: &str = "/-/ready/intake";
 /// Paths the telemetry path must not take.
-pub const RESERVED_PATHS: &[&str] = &["/", HEALTHY_PATH, READY_PATH, INTAKE_PATH];
+pub const RESERVED_PATHS: &[&str] = &[
+    "/",
+    HEALTHY_PATH,
+    READY_PATH,
+    INTAKE_READY_PATH,
+    INTAKE_PATH,
+];
 /// The content type of `GET /metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -89,6 +98,33 @@ impl Default for LandingInfo {
     }
 }
 
+/// The checks behind `/-/ready`: each `Ok(what is fine)` or `Err(why not)`, one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// The store commits (all the intake needs).
+    pub store: Result<String, String>,
+    /// The vendor API answered recently.
+    pub vendor: Result<String, String>,
+}
+
+impl Readiness {
+    /// Both checks pass with `why`.
+    pub fn ready(why: &str) -> Readiness {
+        Readiness {
+            store: Ok(why.to_owned()),
+            vendor: Ok(why.to_owned()),
+        }
+    }
+
+    /// Both checks fail with `why`.
+    pub fn not_ready(why: &str) -> Readiness {
+        Readiness {
+            store: Err(why.to_owned()),
+            vendor: Err(why.to_owned()),
+        }
+    }
+}
+
 /// Everything the routes need; built by `main` from the other stages.
 pub struct ServerState {
     /// Where parsed orders go (the tracker).
@@ -97,8 +133,8 @@ pub struct ServerState {
     pub observer: Arc<dyn IntakeObserver>,
     /// Renders the registry as OpenMetrics text.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    /// Whether the agent can take orders (the store is open).
-    pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// The readiness checks, evaluated per request.
+    pub ready: Arc<dyn Fn() -> Readiness + Send + Sync>,
     /// When set, the intake requires `Authorization: Bearer <token>`. An empty token matches
     /// nothing.
     pub intake_token: Option<String>,
@@ -136,6 +172,7 @@ pub fn router(state: ServerState) -> Router {
         .route(telemetry_path.as_str(), get(metrics))
         .route(HEALTHY_PATH, get(healthy))
         .route(READY_PATH, get(ready))
+        .route(INTAKE_READY_PATH, get(intake_ready))
         .route(
             INTAKE_PATH,
             post(intake).layer(ConcurrencyLimitLayer::new(INTAKE_CONCURRENCY)),
@@ -195,12 +232,30 @@ async fn healthy() -> &'static str {
     "Healthy"
 }
 
-async fn ready(State(state): State<Arc<ServerState>>) -> (StatusCode, &'static str) {
-    if (state.ready)() {
-        (StatusCode::OK, "Ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Not ready")
+/// `Ready` or `Not ready`, then one line per check.
+fn readiness_answer(checks: &[(&str, &Result<String, String>)]) -> (StatusCode, String) {
+    let ok = checks.iter().all(|(_, r)| r.is_ok());
+    let mut body = String::from(if ok { "Ready\n" } else { "Not ready\n" });
+    for (name, r) in checks {
+        let (Ok(line) | Err(line)) = r;
+        body.push_str(&format!("{name}: {line}\n"));
     }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body)
+}
+
+async fn ready(State(state): State<Arc<ServerState>>) -> (StatusCode, String) {
+    let r = (state.ready)();
+    readiness_answer(&[("store", &r.store), ("vendor API", &r.vendor)])
+}
+
+async fn intake_ready(State(state): State<Arc<ServerState>>) -> (StatusCode, String) {
+    let r = (state.ready)();
+    readiness_answer(&[("store", &r.store)])
 }
 
 async fn not_found() -> (StatusCode, &'static str) {
@@ -301,19 +356,15 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
                 .observer
                 .rejected(RejectReason::Invalid, e.rejected_items());
             tracing::debug!(error = %e, "intake request rejected");
-            let mut body = json!({ "error": e.to_string() });
-            if let Some(index) = e.index() {
-                body["index"] = json!(index);
-            }
-            if let Some(line) = e.line() {
-                body["line"] = json!(line);
-            }
-            if let Some(field) = e.field() {
-                body["field"] = json!(field);
-            }
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            return (StatusCode::BAD_REQUEST, Json(intake_error_body(&e))).into_response();
         }
     };
+    if let Err(e) = state.sink.check(&orders) {
+        state
+            .observer
+            .rejected(RejectReason::Invalid, e.rejected_items());
+        return (StatusCode::BAD_REQUEST, Json(intake_error_body(&e))).into_response();
+    }
     state
         .observer
         .received(IntakeSource::Http, orders.len() as u64);
@@ -338,10 +389,26 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
         }
         Err(SinkError::Unavailable(detail)) => {
             tracing::warn!(%detail, "intake: store unavailable");
-            unavailable("store unavailable, retry later")
+            // The reason is the store's failure kind and SQLite's message: no order data.
+            unavailable(&format!("{detail}; retry later"))
         }
         Err(SinkError::ShuttingDown) => unavailable("shutting down, retry later"),
     }
+}
+
+/// `{"error", "index", "line", "field"}` of a refused intake request.
+fn intake_error_body(e: &IntakeError) -> serde_json::Value {
+    let mut body = json!({ "error": e.to_string() });
+    if let Some(index) = e.index() {
+        body["index"] = json!(index);
+    }
+    if let Some(line) = e.line() {
+        body["line"] = json!(line);
+    }
+    if let Some(field) = e.field() {
+        body["field"] = json!(field);
+    }
+    body
 }
 
 fn escape(s: &str) -> String {

@@ -9,7 +9,7 @@ use itniotech_exporter::domain::{EnqueueReport, NewOrder};
 use itniotech_exporter::intake::{
     IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
 };
-use itniotech_exporter::server::{router, serve, LandingInfo, ServerState};
+use itniotech_exporter::server::{router, serve, LandingInfo, Readiness, ServerState};
 
 struct Sink;
 impl OrderSink for Sink {
@@ -41,7 +41,7 @@ async fn serves_on_a_socket_and_shuts_down() {
         sink: Arc::new(Sink),
         observer: Arc::new(Observer),
         render_metrics: Arc::new(|| "itniotech_up 1\n# EOF\n".to_owned()),
-        ready: Arc::new(|| true),
+        ready: Arc::new(|| Readiness::ready("ok")),
         intake_token: Some("tok".into()),
         telemetry_path: "/metrics".parse().unwrap(),
         max_body_bytes: 1 << 20,

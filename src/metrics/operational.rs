@@ -5,10 +5,13 @@
 //! [`ApiObserver`], the intake through [`IntakeObserver`], the pollers through the poll and
 //! catalog methods), so no other module touches a family directly.
 
+use crate::accounting::{Anomaly, RecordField, VendorTimeAnomaly};
 use crate::api::model::Flow;
 use crate::api::{ApiObserver, Endpoint};
 use crate::intake::{IntakeObserver, IntakeSource, RejectReason};
 use crate::ledger::family::label_enum;
+use crate::tracker::store::{Quarantined, StoreErrorKind};
+use crate::tracker::StoreObserver;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -21,6 +24,8 @@ use std::time::Duration;
 
 const FRESHNESS_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0];
 const API_DURATION_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+/// The `table` values of `itniotech_exporter_quarantined_rows`.
+const QUARANTINE_TABLES: [&str; 2] = ["orders", "series"];
 /// Longest flow name exported in `itniotech_otp_flow_info`.
 const FLOW_NAME_MAX_CHARS: usize = 64;
 
@@ -63,6 +68,18 @@ struct ReasonLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabel {
+    field: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: &'static str,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlowInfoLabels {
@@ -122,6 +139,11 @@ pub struct Operational {
     flow_step_wait: Family<FlowStepLabels, Gauge>,
     balance: Family<BalanceLabels, F64Gauge>,
     build_info: Family<BuildLabels, Gauge>,
+    store_errors: Family<KindLabel, Counter>,
+    quarantined_rows: Family<TableLabel, Gauge>,
+    vendor_time_anomalies: Family<KindLabel, Counter>,
+    record_anomalies: Family<FieldLabel, Counter>,
+    orders_merged: Counter,
     /// The flow label sets published by the last catalog refresh, so the next one can remove
     /// only the stale ones (clearing first would let a scrape see no flows at all).
     published_flows: Mutex<PublishedFlows>,
@@ -152,6 +174,11 @@ impl Operational {
             flow_step_wait: Family::default(),
             balance: Family::default(),
             build_info: Family::default(),
+            store_errors: Family::default(),
+            quarantined_rows: Family::default(),
+            vendor_time_anomalies: Family::default(),
+            record_anomalies: Family::default(),
+            orders_merged: Counter::default(),
             published_flows: Mutex::default(),
         };
         registry.register(
@@ -230,6 +257,31 @@ impl Operational {
             op.balance.clone(),
         );
         registry.register(
+            "itniotech_exporter_store_errors",
+            "Failed store operations (commits, health probes, reads) by kind",
+            op.store_errors.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_quarantined_rows",
+            "Unreadable store rows moved to the quarantine table, by the table they came from",
+            op.quarantined_rows.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_vendor_time_anomalies",
+            "Vendor attempt times the agent distrusted, by kind",
+            op.vendor_time_anomalies.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_record_anomalies",
+            "Implausible numbers in vendor records left out of the OTP counters, by field",
+            op.record_anomalies.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_orders_merged",
+            "Orders tracked under both key forms, merged into one when a record linked them",
+            op.orders_merged.clone(),
+        );
+        registry.register(
             "itniotech_exporter_build_info",
             "1, labelled with the build's version and git revision",
             op.build_info.clone(),
@@ -255,7 +307,57 @@ impl Operational {
                 result: result.as_str(),
             });
         }
+        for kind in StoreErrorKind::ALL {
+            let _ = op.store_errors.get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            });
+        }
+        for table in QUARANTINE_TABLES {
+            let _ = op.quarantined_rows.get_or_create(&TableLabel { table });
+        }
+        for kind in VendorTimeAnomaly::ALL {
+            let _ = op.vendor_time_anomalies.get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            });
+        }
+        for field in RecordField::ALL {
+            let _ = op.record_anomalies.get_or_create(&FieldLabel {
+                field: field.as_str(),
+            });
+        }
         op
+    }
+
+    /// Rows in the store's quarantine table.
+    pub fn quarantined(&self, q: Quarantined) {
+        for (table, n) in [("orders", q.orders), ("series", q.series)] {
+            self.quarantined_rows
+                .get_or_create(&TableLabel { table })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Accounting distrusted a vendor time or number (reported after its poll committed).
+    pub fn anomaly(&self, a: Anomaly) {
+        match a {
+            Anomaly::VendorTime(kind) => self
+                .vendor_time_anomalies
+                .get_or_create(&KindLabel {
+                    kind: kind.as_str(),
+                })
+                .inc(),
+            Anomaly::Record(field) => self
+                .record_anomalies
+                .get_or_create(&FieldLabel {
+                    field: field.as_str(),
+                })
+                .inc(),
+        };
+    }
+
+    /// An order tracked twice was merged into its other key's order.
+    pub fn order_merged(&self) {
+        self.orders_merged.inc();
     }
 
     /// One record poll ended.
@@ -374,6 +476,16 @@ impl ApiObserver for Operational {
         if seconds.is_finite() {
             self.clock_skew.set(seconds);
         }
+    }
+}
+
+impl StoreObserver for Operational {
+    fn store_error(&self, kind: StoreErrorKind) {
+        self.store_errors
+            .get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            })
+            .inc();
     }
 }
 
