@@ -188,3 +188,35 @@ impl Agent {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that dies (a panic: every known cause of one is a bug) must end `run` with
+    /// `WriterStopped`, which `main` turns into a non-zero exit, instead of leaving an agent
+    /// that answers 503 to every intake while looking alive.
+    #[tokio::test]
+    async fn the_writers_death_ends_run_with_writer_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.storage.path = dir.path().to_path_buf();
+        // Nothing listens there: the pollers fail, which is beside the point.
+        cfg.api.base_url = "http://127.0.0.1:9".parse().unwrap();
+        let agent = Agent::build(cfg, Credentials::new("k", "s"), crate::clock::system()).unwrap();
+        let tracker = agent.tracker.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let run = tokio::spawn(agent.run(listener, std::future::pending()));
+        tracker.crash_for_test().await;
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+            .await
+            .expect("run ends once the writer is dead")
+            .unwrap();
+        match ended {
+            Err(AgentError::WriterStopped(reason)) => {
+                assert!(reason.contains("panicked"), "{reason}")
+            }
+            other => panic!("expected WriterStopped, got {other:?}"),
+        }
+    }
+}

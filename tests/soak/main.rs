@@ -302,6 +302,8 @@ struct DiskFullReport {
     filled_bytes: u64,
     store_errors: f64,
     record_calls_while_full: f64,
+    /// Of those, the calls made after readiness reported the failure: the poller paused.
+    record_calls_after_detection: f64,
     ready_said: String,
 }
 
@@ -472,11 +474,12 @@ async fn nothing_lost_nothing_doubled_under_every_fault() {
     println!("kill -9: {kills}; orders merged after being tracked under both key forms (last incarnation): {merged}");
     println!("vendor faults injected: {:?}", sim.faults());
     println!(
-        "full disk: {:.0} s, {} bytes filled, store errors {} (disk_full), record calls while full {}, /-/ready said {:?}",
+        "full disk: {:.0} s, {} bytes filled, store errors {} (disk_full), record calls while full {} ({} after readiness reported it), /-/ready said {:?}",
         plan.disk_full.as_secs_f64(),
         disk_report.filled_bytes,
         disk_report.store_errors,
         disk_report.record_calls_while_full,
+        disk_report.record_calls_after_detection,
         disk_report.ready_said
     );
     println!(
@@ -559,6 +562,7 @@ async fn full_disk(
     })
     .await
     .unwrap_or_default();
+    let detected = scrape(http, &addr).await.unwrap_or_default();
     tokio::time::sleep_until(until.into()).await;
     let during = scrape(http, &addr).await.unwrap_or_default();
     disk.free();
@@ -570,6 +574,7 @@ async fn full_disk(
             &[("kind", "disk_full")],
         ),
         record_calls_while_full: record_calls(&during) - record_calls(&before),
+        record_calls_after_detection: record_calls(&during) - record_calls(&detected),
         ready_said: ready_said.trim().replace('\n', " | "),
     }
 }
