@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::Json;
 use chrono::{DateTime, Duration as Span, FixedOffset, Utc};
 use common::{scrape, spawn, sum};
+use itniotech_exporter::clock;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -110,7 +111,7 @@ fn record(order_id: &str, first: DateTime<Utc>, now: DateTime<Utc>) -> Value {
 
 async fn order_record(State(v): State<Vendor>, Json(body): Json<Value>) -> Json<Value> {
     let id = body["orderId"].as_str().unwrap_or_default().to_owned();
-    let now = Utc::now();
+    let now = clock::system().now();
     let first = *v
         .first_asked
         .lock()
@@ -173,7 +174,7 @@ async fn untrustworthy_vendor_times_and_numbers_lose_nothing_and_count_nothing_f
         ],
     );
     let http = reqwest::Client::new();
-    let now = Utc::now();
+    let now = clock::system().now();
     let posted = Instant::now();
     let body = json!([
         {"appId": "hostile", "orderId": "late-clock"},
