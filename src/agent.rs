@@ -39,6 +39,15 @@ pub enum AgentError {
     WriterStopped(String),
 }
 
+/// The agent's bound sockets.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Metrics, probes, landing page and intake.
+    pub web: tokio::net::TcpListener,
+    /// The capture proxy, when configured.
+    pub proxy: Option<tokio::net::TcpListener>,
+}
+
 /// Every stage, built and connected but not yet running.
 pub struct Agent {
     metrics: Arc<Metrics>,
@@ -47,6 +56,8 @@ pub struct Agent {
     catalog: CatalogPoller,
     api_health: Arc<ApiHealth>,
     clock: SharedClock,
+    /// The capture proxy's router, when `--proxy.listen-address` is set.
+    proxy: Option<axum::Router>,
     cfg: Config,
     intake_token: Option<String>,
 }
@@ -107,6 +118,22 @@ impl Agent {
             clock.clone(),
             cfg.api.concurrency,
         )?;
+        let proxy = match cfg.proxy.listen_address {
+            None => None,
+            Some(_) => {
+                let upstream = reqwest::Url::parse(cfg.api.base_url.as_str())
+                    .map_err(|e| AgentError::Config(format!("api.base_url: {e}")))?;
+                let http = crate::proxy::upstream_client(cfg.proxy.timeout.get())
+                    .map_err(|e| AgentError::Config(format!("the proxy's HTTP client: {e}")))?;
+                Some(crate::proxy::router(crate::proxy::ProxyState {
+                    upstream,
+                    http,
+                    sink: Arc::new(tracker.clone()),
+                    metrics: metrics.op.clone(),
+                    clock: clock.clone(),
+                }))
+            }
+        };
         Ok(Agent {
             metrics,
             tracker,
@@ -114,6 +141,7 @@ impl Agent {
             catalog,
             api_health,
             clock,
+            proxy,
             cfg,
             intake_token,
         })
@@ -148,13 +176,32 @@ impl Agent {
         })
     }
 
-    /// Serves on `listener` and runs the pollers until `shutdown` resolves, then stops them and
-    /// lets in-flight store writes finish. If the store's writer thread dies, everything stops
-    /// the same way and this returns [`AgentError::WriterStopped`]: the process must exit
+    /// Binds the listeners the configuration asks for: the web server and, when configured,
+    /// the capture proxy.
+    pub async fn bind(&self) -> Result<Listeners, AgentError> {
+        let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|error| AgentError::Io {
+                    what: format!("listening for {what} on {addr}"),
+                    error,
+                })
+        };
+        let web = bind(self.cfg.web.listen_address, "the web server").await?;
+        let proxy = match self.cfg.proxy.listen_address {
+            Some(addr) if self.proxy.is_some() => Some(bind(addr, "the capture proxy").await?),
+            _ => None,
+        };
+        Ok(Listeners { web, proxy })
+    }
+
+    /// Serves on the listeners and runs the pollers until `shutdown` resolves, then stops them
+    /// and lets in-flight store writes finish. If the store's writer thread dies, everything
+    /// stops the same way and this returns [`AgentError::WriterStopped`]: the process must exit
     /// non-zero so that its supervisor restarts it on the same store.
     pub async fn run(
         self,
-        listener: tokio::net::TcpListener,
+        listeners: Listeners,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), AgentError> {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -163,11 +210,24 @@ impl Agent {
         };
         let router = self.router();
         let catalog_task = tokio::spawn(self.catalog.clone().run(wait(stop_rx.clone())));
+        let proxy_task = match (self.proxy.clone(), listeners.proxy) {
+            (Some(proxy), Some(listener)) => {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(address = %addr, upstream = %self.cfg.api.base_url, "capture proxy listening");
+                }
+                Some(tokio::spawn(server::serve(
+                    listener,
+                    proxy,
+                    wait(stop_rx.clone()),
+                )))
+            }
+            _ => None,
+        };
         let orders_task = tokio::spawn(self.orders.clone().run(wait(stop_rx.clone())));
         let writer_died = Arc::new(std::sync::Mutex::new(None::<String>));
         let tracker = self.tracker.clone();
         let died = writer_died.clone();
-        let served = server::serve(listener, router, async move {
+        let served = server::serve(listeners.web, router, async move {
             tokio::select! {
                 _ = shutdown => {}
                 reason = tracker.stopped() => {
@@ -179,6 +239,9 @@ impl Agent {
         .await;
         let _ = catalog_task.await;
         let _ = orders_task.await;
+        if let Some(task) = proxy_task {
+            let _ = task.await;
+        }
         if let Some(reason) = writer_died.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(AgentError::WriterStopped(reason));
         }
@@ -206,7 +269,11 @@ mod tests {
         let agent = Agent::build(cfg, Credentials::new("k", "s"), crate::clock::system()).unwrap();
         let tracker = agent.tracker.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let run = tokio::spawn(agent.run(listener, std::future::pending()));
+        let listeners = Listeners {
+            web: listener,
+            proxy: None,
+        };
+        let run = tokio::spawn(agent.run(listeners, std::future::pending()));
         tracker.crash_for_test().await;
         let ended = tokio::time::timeout(std::time::Duration::from_secs(30), run)
             .await

@@ -21,7 +21,7 @@ pub use health::{describe, NoopStoreObserver, StoreFailure, StoreHealth, StoreOb
 use crate::accounting::Outcome;
 use crate::domain::{EnqueueReport, NewOrder, OrderKey};
 use crate::intake::{IntakeError, OrderSink, SinkError};
-use crate::ledger::SharedLedger;
+use crate::ledger::{SharedLedger, Update};
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -121,6 +121,8 @@ pub struct Applied {
 enum Cmd {
     Enqueue {
         orders: Vec<NewOrder>,
+        /// Ledger increments committed with the orders (the proxy's send counts).
+        counts: Vec<Update>,
         now: DateTime<Utc>,
         reply: oneshot::Sender<Result<EnqueueReport, TrackerError>>,
     },
@@ -129,6 +131,11 @@ enum Cmd {
         outcome: Box<Outcome>,
         now: DateTime<Utc>,
         reply: oneshot::Sender<Result<Applied, TrackerError>>,
+    },
+    PollSoon {
+        key: OrderKey,
+        at: DateTime<Utc>,
+        reply: oneshot::Sender<Result<(), TrackerError>>,
     },
     Due {
         now: DateTime<Utc>,
@@ -239,8 +246,30 @@ impl Tracker {
 
     /// Stores new orders durably; returns once they are committed.
     pub async fn enqueue(&self, orders: Vec<NewOrder>) -> Result<EnqueueReport, TrackerError> {
+        self.enqueue_counted(orders, Vec::new()).await
+    }
+
+    /// Stores new orders and ledger increments in one transaction; returns once committed.
+    pub async fn enqueue_counted(
+        &self,
+        orders: Vec<NewOrder>,
+        counts: Vec<Update>,
+    ) -> Result<EnqueueReport, TrackerError> {
         let now = self.clock.now();
-        self.call(|reply| Cmd::Enqueue { orders, now, reply }).await
+        self.call(|reply| Cmd::Enqueue {
+            orders,
+            counts,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    /// Moves the order's next poll to now (when it is tracked and due later). Something just
+    /// happened to it that its record will show.
+    pub async fn poll_soon(&self, key: OrderKey) -> Result<(), TrackerError> {
+        let at = self.clock.now();
+        self.call(|reply| Cmd::PollSoon { key, at, reply }).await
     }
 
     /// Commits one poll's outcome: new state (or forgetting) and its metric updates together;
@@ -309,12 +338,43 @@ impl OrderSink for Tracker {
         orders: Vec<NewOrder>,
     ) -> BoxFuture<'static, Result<EnqueueReport, SinkError>> {
         let this = self.clone();
+        Box::pin(async move { Tracker::enqueue(&this, orders).await.map_err(sink_error) })
+    }
+}
+
+impl crate::proxy::CaptureSink for Tracker {
+    fn capture_send(
+        &self,
+        orders: Vec<crate::proxy::CapturedOrder>,
+        counts: Vec<Update>,
+    ) -> BoxFuture<'static, Result<EnqueueReport, SinkError>> {
+        let this = self.clone();
         Box::pin(async move {
-            Tracker::enqueue(&this, orders).await.map_err(|e| match e {
-                TrackerError::Stopped => SinkError::ShuttingDown,
-                other => SinkError::Unavailable(other.to_string()),
-            })
+            // Both names are known from the start (the send request's orderId, the reply's
+            // verificationId): a later intake or verify under either names this one order.
+            let orders = orders
+                .into_iter()
+                .map(|c| NewOrder {
+                    alias: c.alias.map(|k| k.alias()).or(c.order.alias),
+                    ..c.order
+                })
+                .collect();
+            this.enqueue_counted(orders, counts)
+                .await
+                .map_err(sink_error)
         })
+    }
+
+    fn poll_soon(&self, key: OrderKey) -> BoxFuture<'static, Result<(), SinkError>> {
+        let this = self.clone();
+        Box::pin(async move { Tracker::poll_soon(&this, key).await.map_err(sink_error) })
+    }
+}
+
+fn sink_error(e: TrackerError) -> SinkError {
+    match e {
+        TrackerError::Stopped => SinkError::ShuttingDown,
+        other => SinkError::Unavailable(other.to_string()),
     }
 }
 

@@ -256,3 +256,72 @@ fn sampling_is_deterministic_and_close_to_ratio() {
     );
     assert!(sampled_in(&order(7).key, 1.0));
 }
+
+#[tokio::test]
+async fn a_captured_order_keeps_its_alias_and_poll_soon_finds_it_by_either_name() {
+    use crate::proxy::{CaptureSink, CapturedOrder};
+    let clock = clock();
+    let ledger = Ledger::new().shared();
+    let tracker = Tracker::start(
+        Store::in_memory().unwrap(),
+        ledger.clone(),
+        TrackerConfig::default(),
+        Arc::new(clock.clone()),
+    );
+    let by_order = order(7);
+    let by_vid = OrderKey::Verification {
+        verification_id: "vid-7".into(),
+    };
+    let captured = CapturedOrder {
+        order: by_order.clone(),
+        alias: Some(by_vid.clone()),
+    };
+    let r = tracker
+        .capture_send(vec![captured], vec![delivered()])
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 1);
+    // The send's counts commit with the order.
+    let mut expected = Ledger::new();
+    expected.apply(&[delivered()]);
+    assert_eq!(ledger.read().unwrap().len(), expected.len());
+    // The other name is a duplicate from the start, not a second order.
+    let r = tracker
+        .enqueue(vec![NewOrder::new(by_vid.clone())])
+        .await
+        .unwrap();
+    assert_eq!((r.accepted, r.duplicates), (0, 1));
+    // Not due before the first delay; a verify naming only the verificationId makes it due.
+    assert!(tracker.due(clock.now(), 10).await.unwrap().is_empty());
+    CaptureSink::poll_soon(&tracker, by_vid).await.unwrap();
+    let due = tracker.due(clock.now(), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].key, by_order.key);
+    // And by its own name; an unknown name changes nothing.
+    clock.advance(std::time::Duration::from_secs(1));
+    tracker
+        .apply(
+            by_order.key.clone(),
+            outcome(
+                due[0].state.clone(),
+                vec![],
+                Next::PollAt(clock.now() + Duration::hours(1)),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(tracker.due(clock.now(), 10).await.unwrap().is_empty());
+    CaptureSink::poll_soon(
+        &tracker,
+        OrderKey::Verification {
+            verification_id: "unknown".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(tracker.due(clock.now(), 10).await.unwrap().is_empty());
+    CaptureSink::poll_soon(&tracker, by_order.key.clone())
+        .await
+        .unwrap();
+    assert_eq!(tracker.due(clock.now(), 10).await.unwrap().len(), 1);
+}

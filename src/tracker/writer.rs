@@ -45,6 +45,7 @@ enum Reply {
         EnqueueReport,
     ),
     Apply(oneshot::Sender<Result<Applied, TrackerError>>, Applied),
+    Done(oneshot::Sender<Result<(), TrackerError>>),
 }
 
 impl Writer {
@@ -79,14 +80,19 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let (writes, reads): (Vec<Cmd>, Vec<Cmd>) = batch
-                .into_iter()
-                .partition(|c| matches!(c, Cmd::Enqueue { .. } | Cmd::Apply { .. }));
+            let (writes, reads): (Vec<Cmd>, Vec<Cmd>) = batch.into_iter().partition(|c| {
+                matches!(
+                    c,
+                    Cmd::Enqueue { .. } | Cmd::Apply { .. } | Cmd::PollSoon { .. }
+                )
+            });
             if !writes.is_empty() {
                 let now = writes
                     .iter()
                     .map(|c| match c {
-                        Cmd::Enqueue { now, .. } | Cmd::Apply { now, .. } => ms(*now),
+                        Cmd::Enqueue { now, .. }
+                        | Cmd::Apply { now, .. }
+                        | Cmd::PollSoon { at: now, .. } => ms(*now),
                         _ => i64::MIN,
                     })
                     .max()
@@ -167,7 +173,9 @@ impl Writer {
             }
             #[cfg(test)]
             Cmd::Panic => panic!("the tracker writer was told to panic"),
-            Cmd::Enqueue { .. } | Cmd::Apply { .. } => unreachable!("partitioned into writes"),
+            Cmd::Enqueue { .. } | Cmd::Apply { .. } | Cmd::PollSoon { .. } => {
+                unreachable!("partitioned into writes")
+            }
         }
     }
 
@@ -184,7 +192,15 @@ impl Writer {
             let tx = self.store.transaction()?;
             for cmd in writes {
                 match cmd {
-                    Cmd::Enqueue { orders, now, reply } => {
+                    Cmd::Enqueue {
+                        orders,
+                        counts,
+                        now,
+                        reply,
+                    } => {
+                        if !counts.is_empty() {
+                            touched.extend(l.apply(&counts));
+                        }
                         let mut report = EnqueueReport::default();
                         for o in orders {
                             if !sampled_in(&o.key, cfg.sampling_ratio) {
@@ -253,6 +269,10 @@ impl Writer {
                         }
                         replies.push(Reply::Apply(reply, applied));
                     }
+                    Cmd::PollSoon { key, at, reply } => {
+                        tx.poll_soon(&key, ms(at))?;
+                        replies.push(Reply::Done(reply));
+                    }
                     _ => {}
                 }
             }
@@ -285,6 +305,9 @@ impl Writer {
                         Reply::Apply(tx, applied) => {
                             let _ = tx.send(Ok(applied));
                         }
+                        Reply::Done(tx) => {
+                            let _ = tx.send(Ok(()));
+                        }
                     }
                 }
                 true
@@ -298,6 +321,9 @@ impl Writer {
                             let _ = tx.send(Err(err.clone()));
                         }
                         Reply::Apply(tx, _) => {
+                            let _ = tx.send(Err(err.clone()));
+                        }
+                        Reply::Done(tx) => {
                             let _ = tx.send(Err(err.clone()));
                         }
                     }

@@ -514,6 +514,22 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Brings a pending order's next poll forward to `at_ms` (never later). `key` may be either
+    /// of the order's names: an order tracked by orderId is found by its verificationId (a
+    /// verify call names only that) once the two are linked. A name not tracked is ignored.
+    pub fn poll_soon(&self, key: &OrderKey, at_ms: i64) -> Result<(), StoreError> {
+        let tracked: Option<String> = self
+            .tx
+            .prepare_cached("SELECT key FROM aliases WHERE ident = ?1 AND key IS NOT NULL")?
+            .query_row([key.alias().to_ident()], |r| r.get(0))
+            .optional()?;
+        let k = tracked.unwrap_or_else(|| key.to_key_string());
+        self.tx
+            .prepare_cached("UPDATE orders SET next_poll = MIN(next_poll, ?2) WHERE key = ?1")?
+            .execute(params![k, at_ms])?;
+        Ok(())
+    }
+
     /// Drops the names of orders forgotten before `before_ms` (the duplicate horizon).
     pub fn prune_forgotten(&self, before_ms: i64) -> Result<usize, StoreError> {
         Ok(self
