@@ -115,12 +115,11 @@ fn new_orders(next: &mut u64) -> Vec<NewOrder> {
         .map(|_| {
             *next += 1;
             NewOrder {
-                key: OrderKey::Order {
+                flow_id: Some(7),
+                ..NewOrder::new(OrderKey::Order {
                     app_id: "app1".into(),
                     order_id: format!("ord-{next}"),
-                },
-                flow_id: Some(7),
-                submitted_at: None,
+                })
             }
         })
         .collect()
@@ -155,7 +154,7 @@ fn bench_store(c: &mut Criterion) {
             |keys| {
                 for k in &keys {
                     let tx = store.transaction().expect("begin");
-                    assert!(tx.insert_order(k, &state, 0).expect("insert"));
+                    assert!(tx.insert_order(k, &[k.alias()], &state, 0).expect("insert"));
                     tx.commit().expect("commit");
                 }
             },
@@ -168,7 +167,7 @@ fn bench_store(c: &mut Criterion) {
             |keys| {
                 let tx = store.transaction().expect("begin");
                 for k in &keys {
-                    assert!(tx.insert_order(k, &state, 0).expect("insert"));
+                    assert!(tx.insert_order(k, &[k.alias()], &state, 0).expect("insert"));
                 }
                 tx.commit().expect("commit");
             },

@@ -4,13 +4,14 @@
 //! metrics → server exactly once, for both `run` and `demo`.
 
 use crate::accounting::Settings;
-use crate::api::{ApiError, Client, ClientConfig, Credentials};
+use crate::api::{ApiError, ApiHealth, Client, ClientConfig, Credentials};
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller, PollerError};
 use crate::server::{
-    self, IntakeLimits, LandingInfo, ServeOptions, ServerState, WebConfig, WebConfigHandle,
+    self, IntakeLimits, LandingInfo, Readiness, ServeOptions, ServerState, WebConfig,
+    WebConfigHandle,
 };
 use crate::tracker::store::{Store, StoreError};
 use crate::tracker::{Tracker, TrackerConfig};
@@ -36,6 +37,11 @@ pub enum AgentError {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Proxy(String),
+    #[error(
+        "the store writer stopped ({0}); exiting so that the supervisor restarts the agent \
+         (the store is consistent: every acknowledged order and counted increment is committed)"
+    )]
+    WriterStopped(String),
 }
 
 /// The agent's bound sockets.
@@ -53,12 +59,13 @@ pub struct Agent {
     tracker: Tracker,
     orders: OrderPoller,
     catalog: CatalogPoller,
+    api_health: Arc<ApiHealth>,
+    clock: SharedClock,
     /// The capture proxy's router, when `--proxy.listen-address` is set.
     proxy: Option<axum::Router>,
     cfg: Config,
     intake_token: Option<String>,
     web: WebConfigHandle,
-    clock: SharedClock,
 }
 
 impl Agent {
@@ -84,8 +91,12 @@ impl Agent {
             .into());
         }
         let web = WebConfigHandle::new(web);
-        let store = Store::open(&cfg.storage.path)?;
-        let mut ledger = store.load_ledger()?;
+        let mut store = Store::open(&cfg.storage.path)?;
+        let now_ms = clock.now().timestamp_millis();
+        // Damaged rows: skipped into the quarantine table, unless skipping would reset a
+        // counter Prometheus has seen (then this fails with how to recover).
+        let mut ledger = store.open_ledger(now_ms)?;
+        let unreadable = store.quarantine_unreadable(now_ms)?;
         ledger.set_budget(crate::ledger::Budget::from_config(
             &cfg.metrics,
             clock.clone(),
@@ -93,20 +104,24 @@ impl Agent {
         tracing::info!(
             path = %cfg.storage.path.display(),
             series = ledger.len(),
+            quarantined_orders = unreadable,
             "store opened"
         );
         let metrics = Arc::new(Metrics::new(ledger, VERSION, REVISION));
-        let tracker = Tracker::start(
+        metrics.op.quarantined(store.quarantined()?);
+        let tracker = Tracker::start_observed(
             store,
             metrics.ledger.clone(),
             TrackerConfig::from(&cfg),
             clock.clone(),
+            metrics.op.clone(),
         );
+        let api_health = Arc::new(ApiHealth::new(metrics.op.clone(), clock.clone()));
         let client = Arc::new(Client::new(
             ClientConfig::from(&cfg.api),
             creds,
             clock.clone(),
-            metrics.op.clone(),
+            api_health.clone(),
         )?);
         let flows = FlowCatalogHandle::default();
         let catalog = CatalogPoller::new(
@@ -151,11 +166,12 @@ impl Agent {
             tracker,
             orders,
             catalog,
+            api_health,
+            clock,
             proxy,
             cfg,
             intake_token,
             web,
-            clock,
         })
     }
 
@@ -167,14 +183,21 @@ impl Agent {
     /// The HTTP router: metrics, health, readiness, landing page and intake.
     pub fn router(&self) -> axum::Router {
         let metrics = self.metrics.clone();
-        let flows = self.orders.flows().clone();
         let op = self.metrics.op.clone();
+        let store = self.tracker.health().clone();
+        let api = self.api_health.clone();
+        let clock = self.clock.clone();
+        let window = chrono::Duration::from_std(self.cfg.readiness.api_window.get())
+            .unwrap_or(chrono::Duration::MAX);
         server::router(ServerState {
             sink: Arc::new(self.tracker.clone()),
             observer: self.metrics.op.clone(),
             http: self.metrics.op.clone(),
             render_metrics: Arc::new(move || metrics.render()),
-            ready: Arc::new(move || flows.attempted()),
+            ready: Arc::new(move || Readiness {
+                store: store.readiness(clock.now()),
+                vendor: api.readiness(window),
+            }),
             pending: Arc::new(move || op.pending_orders()),
             intake_token: self.intake_token.clone(),
             web: self.web.clone(),
@@ -212,7 +235,10 @@ impl Agent {
 
     /// Serves on the listeners and runs the pollers until `shutdown` resolves, then stops them
     /// and lets in-flight store writes finish. Every listener goes through the same web config
-    /// (TLS, basic auth, rate limit, headers) and the same connection limits.
+    /// (TLS, basic auth, rate limit, headers) and the same connection limits. If the store's
+    /// writer thread dies, everything stops the same way and this returns
+    /// [`AgentError::WriterStopped`]: the process must exit non-zero so that its supervisor
+    /// restarts it on the same store.
     pub async fn run(
         self,
         listeners: Listeners,
@@ -275,6 +301,9 @@ impl Agent {
                 wait(stop_rx.clone()),
             ));
         }
+        let writer_died = Arc::new(std::sync::Mutex::new(None::<String>));
+        let tracker = self.tracker.clone();
+        let died = writer_died.clone();
         let served = server::serve(
             listeners.web,
             router,
@@ -282,7 +311,12 @@ impl Agent {
             opts,
             op,
             async move {
-                shutdown.await;
+                tokio::select! {
+                    _ = shutdown => {}
+                    reason = tracker.stopped() => {
+                        *died.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                    }
+                }
                 let _ = stop_tx.send(true);
             },
         )
@@ -291,6 +325,9 @@ impl Agent {
         let _ = orders_task.await;
         if let Some(task) = proxy_task {
             let _ = task.await;
+        }
+        if let Some(reason) = writer_died.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(AgentError::WriterStopped(reason));
         }
         served.map_err(|error| AgentError::Io {
             what: "the HTTP listener".into(),
@@ -303,4 +340,40 @@ impl Agent {
 /// unless the operator opened it on purpose (`--intake.allow-unauthenticated`).
 fn intake_must_be_protected(cfg: &Config, has_token: bool) -> bool {
     !cfg.web.listen_address.ip().is_loopback() && !has_token && !cfg.intake.allow_unauthenticated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that dies (a panic: every known cause of one is a bug) must end `run` with
+    /// `WriterStopped`, which `main` turns into a non-zero exit, instead of leaving an agent
+    /// that answers 503 to every intake while looking alive.
+    #[tokio::test]
+    async fn the_writers_death_ends_run_with_writer_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.storage.path = dir.path().to_path_buf();
+        // Nothing listens there: the pollers fail, which is beside the point.
+        cfg.api.base_url = "http://127.0.0.1:9".parse().unwrap();
+        let agent = Agent::build(cfg, Credentials::new("k", "s"), crate::clock::system()).unwrap();
+        let tracker = agent.tracker.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listeners = Listeners {
+            web: listener,
+            proxy: None,
+        };
+        let run = tokio::spawn(agent.run(listeners, std::future::pending()));
+        tracker.crash_for_test().await;
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+            .await
+            .expect("run ends once the writer is dead")
+            .unwrap();
+        match ended {
+            Err(AgentError::WriterStopped(reason)) => {
+                assert!(reason.contains("panicked"), "{reason}")
+            }
+            other => panic!("expected WriterStopped, got {other:?}"),
+        }
+    }
 }

@@ -36,6 +36,16 @@ impl OrderKey {
         }
     }
 
+    /// The vendor's name for this order that the key itself carries (see [`OrderAlias`]).
+    pub fn alias(&self) -> OrderAlias {
+        match self {
+            OrderKey::Order { order_id, .. } => OrderAlias::OrderId(order_id.clone()),
+            OrderKey::Verification { verification_id } => {
+                OrderAlias::VerificationId(verification_id.clone())
+            }
+        }
+    }
+
     /// Parses [`OrderKey::to_key_string`]'s form.
     pub fn from_key_string(s: &str) -> Option<OrderKey> {
         if let Some(rest) = s.strip_prefix("o:") {
@@ -51,14 +61,62 @@ impl OrderKey {
     }
 }
 
+/// One of the two names under which the vendor knows an order: its `orderId` or its
+/// `verificationId`. Either one identifies the order in the account: the vendor refuses a second
+/// send with an `orderId` already used (`-20`, docs/vendor-api.md §3.3), whatever the app, so an
+/// `orderId` needs no `appId` here. The tracker keeps every alias of every order it knows, so one
+/// vendor order posted (or discovered) under both names is tracked and counted once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OrderAlias {
+    OrderId(String),
+    VerificationId(String),
+}
+
+impl OrderAlias {
+    /// Stable text form, the store's identity column: `oid:<orderId>` or `vid:<verificationId>`.
+    pub fn to_ident(&self) -> String {
+        match self {
+            OrderAlias::OrderId(id) => format!("oid:{id}"),
+            OrderAlias::VerificationId(id) => format!("vid:{id}"),
+        }
+    }
+}
+
 /// One validated order from the intake, on its way to the tracker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOrder {
     pub key: OrderKey,
+    /// The order's other name, when the caller knows both (an intake item with `appId`,
+    /// `orderId` and `verificationId`; a capture proxy that saw the send request and its reply).
+    /// The order is polled by `key`; the alias makes a later intake under the other name a
+    /// duplicate.
+    pub alias: Option<OrderAlias>,
     /// The task flow the order was sent with, when the caller knows it.
     pub flow_id: Option<i64>,
-    /// When the caller submitted the order to the platform, when known.
+    /// When the caller submitted the order to the platform, when known. The tracker clamps it to
+    /// the time of intake; expiry always counts from the time of intake.
     pub submitted_at: Option<DateTime<Utc>>,
+}
+
+impl NewOrder {
+    /// An order known only by `key`, without flow or submit time.
+    pub fn new(key: OrderKey) -> NewOrder {
+        NewOrder {
+            key,
+            alias: None,
+            flow_id: None,
+            submitted_at: None,
+        }
+    }
+
+    /// Every name the order is known by: the key's own, and the alias when given.
+    pub fn aliases(&self) -> Vec<OrderAlias> {
+        let own = self.key.alias();
+        match &self.alias {
+            Some(a) if *a != own => vec![own, a.clone()],
+            _ => vec![own],
+        }
+    }
 }
 
 /// What the tracker did with a batch of orders; returned to the HTTP client as JSON.
@@ -131,6 +189,23 @@ mod tests {
         }
         assert_eq!(OrderKey::from_key_string("x:1"), None);
         assert_eq!(OrderKey::from_key_string("o:no-colon"), None);
+    }
+
+    #[test]
+    fn aliases_name_the_order_without_its_app() {
+        let o = NewOrder {
+            alias: Some(OrderAlias::VerificationId("2405".into())),
+            ..NewOrder::new(OrderKey::Order {
+                app_id: "app1".into(),
+                order_id: "ord-1".into(),
+            })
+        };
+        let idents: Vec<String> = o.aliases().iter().map(OrderAlias::to_ident).collect();
+        assert_eq!(idents, ["oid:ord-1", "vid:2405"]);
+        let v = NewOrder::new(OrderKey::Verification {
+            verification_id: "2405".into(),
+        });
+        assert_eq!(v.aliases(), [OrderAlias::VerificationId("2405".into())]);
     }
 
     #[test]

@@ -460,3 +460,55 @@ fn demo_flags() {
         (5.0, 1, None, None)
     );
 }
+
+#[test]
+fn durability_settings_have_bounds() {
+    let bad = [
+        (
+            "--tracking.vendor-time-tolerance",
+            "2days",
+            "tracking.vendor_time_tolerance",
+        ),
+        (
+            "--records.max-attempt-cost",
+            "0",
+            "records.max_attempt_cost",
+        ),
+        (
+            "--records.max-attempt-cost",
+            "-1",
+            "records.max_attempt_cost",
+        ),
+        (
+            "--records.max-attempt-cost",
+            "NaN",
+            "records.max_attempt_cost",
+        ),
+        ("--readiness.api-window", "10s", "readiness.api_window"),
+        ("--readiness.api-window", "3days", "readiness.api_window"),
+    ];
+    for (flag, value, key) in bad {
+        let err = Config::from_args(&run_args(&[flag, value])).unwrap_err();
+        assert!(err.to_string().contains(key), "{flag} {value}: {err}");
+    }
+    // The readiness window must outlast the balance poller's interval, or an idle agent flaps.
+    let err = Config::from_args(&run_args(&[
+        "--readiness.api-window",
+        "2m",
+        "--balance.refresh-interval",
+        "5m",
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid setting readiness.api_window: must be longer than balance.refresh_interval"
+    );
+    let c = Config::from_args(&run_args(&[
+        "--tracking.vendor-time-tolerance",
+        "0s",
+        "--records.max-attempt-cost",
+        "250.5",
+    ]))
+    .unwrap();
+    assert_eq!(c.records.max_attempt_cost.to_string(), "250.5");
+}

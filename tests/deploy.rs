@@ -12,7 +12,7 @@ mod common;
 
 use common::{spawn, tool_available};
 use itniotech_exporter::config::{Config, DEFAULT_PORT};
-use itniotech_exporter::server::{HEALTHY_PATH, INTAKE_PATH, READY_PATH};
+use itniotech_exporter::server::{HEALTHY_PATH, INTAKE_PATH, INTAKE_READY_PATH, READY_PATH};
 use itniotech_exporter::simulator::{SimConfig, Simulator, DEMO_API_KEY};
 use serde::Deserialize;
 use serde_json::Value;
@@ -248,7 +248,8 @@ fn statefulset_gives_each_replica_its_volume_probes_and_a_restricted_sandbox() {
     for (probe, path) in [
         ("startupProbe", HEALTHY_PATH),
         ("livenessProbe", HEALTHY_PATH),
-        ("readinessProbe", READY_PATH),
+        // Not READY_PATH: a vendor outage would take every replica out of the intake.
+        ("readinessProbe", INTAKE_READY_PATH),
     ] {
         assert_eq!(c[probe]["httpGet"]["path"], path, "{probe}");
         assert_eq!(c[probe]["httpGet"]["port"], "http", "{probe}");

@@ -115,12 +115,38 @@ fn deterministic_exposition(text: &str) -> String {
 struct Oracle {
     orders: BTreeMap<(String, String), f64>,
     sms: BTreeMap<(String, String), f64>,
+    /// Failed SMS by normalised reason.
+    sms_failures: BTreeMap<String, f64>,
     calls: f64,
     fallbacks: f64,
+    /// Fallbacks by (from, to) channel.
+    fallback_pairs: BTreeMap<(String, String), f64>,
+    /// Rescued orders by the channel that rescued them.
+    rescues: BTreeMap<String, f64>,
     verified: f64,
     not_verified: f64,
     cost_sms: Decimal,
     cost_call: Decimal,
+}
+
+/// The attempts of a record as (channel, submit, delivered, delivered at), by submit time.
+type Step = (&'static str, DateTime<chrono::FixedOffset>, bool);
+
+fn steps(rec: &OrderRecord) -> Vec<Step> {
+    let mut all: Vec<Step> = rec
+        .sms
+        .iter()
+        .map(|s| ("sms", s.submit_tm.unwrap(), s.status == Some(0)))
+        .chain(rec.call.iter().map(|c| {
+            (
+                "call",
+                c.submit_time.unwrap(),
+                c.termination_code == Some(0) && c.answer_time.is_some(),
+            )
+        }))
+        .collect();
+    all.sort_by_key(|(ch, t, _)| (*t, *ch == "call"));
+    all
 }
 
 fn account(oracle: &mut Oracle, rec: &OrderRecord, receiver_country: &str) {
@@ -139,12 +165,43 @@ fn account(oracle: &mut Oracle, rec: &OrderRecord, receiver_country: &str) {
         .orders
         .entry((receiver_country.to_string(), outcome.to_string()))
         .or_default() += 1.0;
+    let steps = steps(rec);
+    for pair in steps.windows(2) {
+        *oracle
+            .fallback_pairs
+            .entry((pair[0].0.to_string(), pair[1].0.to_string()))
+            .or_default() += 1.0;
+    }
+    // docs/design.md §4.2: the first attempt did not do the job and a later one did.
+    if steps.len() >= 2 {
+        let verified_at = rec
+            .verifications
+            .verified_date
+            .filter(|_| rec.verifications.matched == Matched::Verified);
+        let first_did_it = steps[0].2 && verified_at.is_some_and(|v| v < steps[1].1);
+        let rescuer = steps[1..]
+            .iter()
+            .find(|s| s.2)
+            .or(verified_at.and(steps.last()))
+            .map(|s| s.0);
+        if let Some(ch) = rescuer.filter(|_| !first_did_it) {
+            *oracle.rescues.entry(ch.to_string()).or_default() += 1.0;
+        }
+    }
     for s in &rec.sms {
         let status = if s.status == Some(0) {
             "delivered"
         } else {
             "failed"
         };
+        if status == "failed" {
+            let reason = s
+                .reason
+                .as_deref()
+                .unwrap_or("unknown")
+                .to_ascii_lowercase();
+            *oracle.sms_failures.entry(reason).or_default() += 1.0;
+        }
         let c = country::from_mcc(s.mcc.unwrap()).to_string();
         *oracle.sms.entry((c, status.to_string())).or_default() += 1.0;
         oracle.cost_sms += s.pay.unwrap_or_default();
@@ -233,20 +290,16 @@ async fn orders_are_counted_exactly_once_and_survive_a_restart() {
         };
         sent.push((key.clone(), country::from_number(&to)));
         new_orders.push(NewOrder {
-            key,
             flow_id: *flow,
             submitted_at: Some(clock.now()),
+            ..NewOrder::new(key)
         });
     }
     // One order that was never sent: not found.
-    new_orders.push(NewOrder {
-        key: OrderKey::Order {
-            app_id: "e2eApp".into(),
-            order_id: "never-sent".into(),
-        },
-        flow_id: None,
-        submitted_at: None,
-    });
+    new_orders.push(NewOrder::new(OrderKey::Order {
+        app_id: "e2eApp".into(),
+        order_id: "never-sent".into(),
+    }));
     let report = agent.tracker.enqueue(new_orders.clone()).await.unwrap();
     assert_eq!(report.accepted, 65);
     let dup = agent
@@ -343,45 +396,87 @@ async fn orders_are_counted_exactly_once_and_survive_a_restart() {
     let cost = |ch: &str| sum(&s, "itniotech_otp_cost_total", &[("channel", ch)]);
     assert!((cost("sms") - oracle.cost_sms.to_f64().unwrap()).abs() < 1e-9);
     assert!((cost("call") - oracle.cost_call.to_f64().unwrap()).abs() < 1e-9);
-    // Each case of the lifecycle happened.
-    assert!(
-        oracle
-            .orders
-            .get(&("ID".into(), "failed".into()))
-            .copied()
-            .unwrap_or(0.0)
-            > 0.0
-    );
-    assert!(
-        sum(
+    // Each case of the lifecycle happened, exactly as often as the records say.
+    assert!(oracle.orders.get(&("ID".into(), "failed".into())).copied() >= Some(1.0));
+    for ((from, to), n) in &oracle.fallback_pairs {
+        let got = sum(
             &s,
             "itniotech_otp_fallbacks_total",
-            &[("from_channel", "sms"), ("to_channel", "call")]
-        ) > 0.0
-    );
+            &[("from_channel", from), ("to_channel", to)],
+        );
+        assert_eq!(got, *n, "fallbacks {from} -> {to}");
+    }
     assert!(
-        sum(
+        oracle
+            .fallback_pairs
+            .get(&("sms".into(), "call".into()))
+            .copied()
+            >= Some(1.0)
+    );
+    for ch in ["sms", "call"] {
+        let got = sum(
             &s,
             "itniotech_otp_fallback_rescues_total",
-            &[("to_channel", "call")]
-        ) > 0.0
+            &[("to_channel", ch)],
+        );
+        assert_eq!(
+            got,
+            oracle.rescues.get(ch).copied().unwrap_or(0.0),
+            "rescues by {ch}"
+        );
+    }
+    assert!(
+        oracle.rescues.get("call").copied() >= Some(1.0),
+        "a call rescued an order"
     );
     assert!(oracle.not_verified > 0.0, "some users never verify");
-    assert!(
-        sum(
+    for (reason, n) in &oracle.sms_failures {
+        let got = sum(
             &s,
             "itniotech_otp_sms_failures_total",
-            &[("reason", "undeliv")]
-        ) > 0.0
+            &[("reason", reason)],
+        );
+        assert_eq!(got, *n, "sms failures {reason}");
+    }
+    assert_eq!(
+        sum(&s, "itniotech_otp_sms_failures_total", &[]),
+        oracle.sms_failures.values().sum::<f64>()
     );
-    assert!(
-        sum(&s, "itniotech_otp_orders_total", &[("app_id", "unknown")]) > 0.0,
+    let by_vid = sent
+        .iter()
+        .filter(|(k, _)| matches!(k, OrderKey::Verification { .. }))
+        .count() as f64;
+    assert_eq!(by_vid, 4.0);
+    assert_eq!(
+        sum(&s, "itniotech_otp_orders_total", &[("app_id", "unknown")]),
+        by_vid,
         "verificationId-only orders"
     );
-    assert!(sum(&s, "itniotech_otp_sms_delivery_seconds_count", &[]) > 0.0);
-    assert!(sum(&s, "itniotech_otp_order_verification_seconds_count", &[]) > 0.0);
-    assert!(sum(&s, "itniotech_account_balance", &[("kind", "balance")]) > 0.0);
+    // Every terminal SMS has both times; every verified order a verification latency.
+    assert_eq!(
+        sum(&s, "itniotech_otp_sms_delivery_seconds_count", &[]),
+        oracle.sms.values().sum::<f64>()
+    );
+    assert_eq!(
+        sum(&s, "itniotech_otp_order_verification_seconds_count", &[]),
+        oracle.verified
+    );
+    assert_eq!(
+        sum(&s, "itniotech_account_balance", &[("kind", "balance")]),
+        5000.0,
+        "read once, before any order was sent"
+    );
     assert_eq!(sum(&s, "itniotech_otp_flow_info", &[]), 4.0);
+    // No vendor time or number was distrusted in a clean run.
+    assert_eq!(
+        sum(&s, "itniotech_exporter_vendor_time_anomalies_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        sum(&s, "itniotech_exporter_record_anomalies_total", &[]),
+        0.0
+    );
+    assert_eq!(sum(&s, "itniotech_exporter_store_errors_total", &[]), 0.0);
 
     // The whole exposition is pinned: any change to names, labels, help or values is a reviewed
     // diff. API latencies are wall-clock time, so only their bucket layout is kept.
@@ -392,9 +487,12 @@ async fn orders_are_counted_exactly_once_and_survive_a_restart() {
     agent.poller.run_due().await.unwrap();
     let before = otp_samples(&agent.metrics.render());
     assert_eq!(before, otp_samples(&text));
+    // The writer thread exits (closing the store) once the last handle is dropped.
+    let closed = agent.tracker.on_exit();
     drop(agent);
-    // The writer thread exits when the last handle is dropped; give it a moment to close.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("the tracker's writer closes the store");
     let again = start_agent(dir.path(), &base, clock.clone()).await;
     assert_eq!(otp_samples(&again.metrics.render()), before);
 }

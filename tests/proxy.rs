@@ -310,6 +310,87 @@ async fn sends_are_captured_once_before_the_reply_and_verifications_count_at_onc
     }
 }
 
+/// A send with an orderId: the proxy knows both names from the start (the request's orderId,
+/// the reply's verificationId). The order is stored under both, so an intake post under either
+/// is a duplicate, and a verify (which names only the verificationId) finds the order tracked
+/// by orderId and has it polled at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_order_is_one_order_under_both_names() {
+    let (_sim, sim_url) = simulator(14).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Only the verify capture can make the order count within the test.
+    let (agent, web, proxy) = agent(&sim_url, dir.path(), "30m");
+    let http = reqwest::Client::new();
+    let app = TestApi::new(common::sim_client(
+        &format!("http://{proxy}"),
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        clock::system(),
+        Arc::new(NoopObserver),
+    ));
+    let sent = app
+        .send_rule(&SendRequest {
+            app_id: "appProxy2".into(),
+            to: "6281234567891".into(),
+            order_id: Some("proxy-both-1".into()),
+            code: Some("515151".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for item in [
+        serde_json::json!({"verificationId": sent.verification_id}),
+        serde_json::json!({"appId": "appProxy2", "orderId": "proxy-both-1"}),
+    ] {
+        let r: serde_json::Value = http
+            .post(format!("http://{web}/api/v1/orders"))
+            .json(&serde_json::json!([item]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+            (Some(0), Some(1)),
+            "{r}"
+        );
+    }
+    app.verify(&sent.verification_id, "515151").await.unwrap();
+    let m = eventually(Duration::from_secs(20), || async {
+        let m = scrape(&http, &web).await?;
+        (sum(&m, "itniotech_otp_orders_total", &[]) == 1.0).then_some(m)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the verify did not find the order\n{}", agent.output()));
+    assert_eq!(
+        sum(
+            &m,
+            "itniotech_otp_verifications_total",
+            &[("result", "verified")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "itniotech_exporter_orders_received_total",
+            &[("source", "proxy")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "itniotech_exporter_orders_rejected_total",
+            &[("reason", "duplicate")]
+        ),
+        2.0
+    );
+    assert_eq!(sum(&m, "itniotech_exporter_orders_merged_total", &[]), 0.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_through_the_proxy_counts_every_order_exactly_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -120,10 +120,18 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
         batch.push(item);
     }
     post(agent_addr.clone(), batch).await;
-    // Let some polls land, then kill -9 while most orders are still in flight.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let before_kill = scrape(&http, &agent_addr).await.unwrap();
-    assert!(sum(&before_kill, "itniotech_exporter_orders_pending", &[]) > 0.0);
+    // Kill -9 once some polls have been committed and most orders are still in flight.
+    let before_kill = common::eventually(Duration::from_secs(60), || async {
+        let m = scrape(&http, &agent_addr).await?;
+        (sum(&m, "itniotech_exporter_polls_total", &[("result", "ok")]) >= 5.0).then_some(m)
+    })
+    .await
+    .expect("polls land");
+    let pending = sum(&before_kill, "itniotech_exporter_orders_pending", &[]);
+    assert!(
+        (1.0..=40.0).contains(&pending),
+        "orders in flight at the kill: {pending}"
+    );
     let first_logs = agent.output();
     agent.kill9();
 
@@ -230,12 +238,22 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
         ),
         verified
     );
-    assert!(
+    // The restarted agent saw exactly one resubmission (intake counters restart at 0).
+    assert_eq!(
         sum(
             &done,
             "itniotech_exporter_orders_rejected_total",
             &[("reason", "duplicate")]
-        ) >= 1.0
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &done,
+            "itniotech_exporter_orders_received_total",
+            &[("source", "http")]
+        ),
+        21.0
     );
 
     // No phone number, order id or secret in /metrics or in the logs (debug level).

@@ -7,9 +7,11 @@ use axum::http::{header, Request, StatusCode};
 use futures::future::BoxFuture;
 use itniotech_exporter::domain::{EnqueueReport, NewOrder, OrderKey};
 use itniotech_exporter::intake::{
-    IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
+    IntakeError, IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
 };
-use itniotech_exporter::server::{router, LandingInfo, ServerState, OPENMETRICS_CONTENT_TYPE};
+use itniotech_exporter::server::{
+    router, LandingInfo, Readiness, ServerState, OPENMETRICS_CONTENT_TYPE,
+};
 use tower::ServiceExt;
 
 #[derive(Clone, Copy)]
@@ -18,6 +20,8 @@ enum Mode {
     Duplicates,
     Unavailable,
     ShuttingDown,
+    /// `check` refuses the second item (a replay older than the duplicate horizon).
+    RefuseReplay,
 }
 
 struct FakeSink {
@@ -26,6 +30,19 @@ struct FakeSink {
 }
 
 impl OrderSink for FakeSink {
+    fn check(&self, orders: &[NewOrder]) -> Result<(), IntakeError> {
+        match self.mode {
+            Mode::RefuseReplay => Err(IntakeError::Invalid {
+                index: 1,
+                line: None,
+                field: Some("submittedAt".into()),
+                reason: "field `submittedAt` is older than the duplicate horizon (1day)".into(),
+                items: orders.len(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn enqueue(
         &self,
         orders: Vec<NewOrder>,
@@ -44,9 +61,11 @@ impl OrderSink for FakeSink {
                 sampled_out: 1,
             }),
             Mode::Unavailable => Err(SinkError::Unavailable(
-                "disk I/O error at /secret/path".into(),
+                "the store cannot commit since 2026-03-01T00:00:00Z (disk_full: the disk is full)"
+                    .into(),
             )),
             Mode::ShuttingDown => Err(SinkError::ShuttingDown),
+            Mode::RefuseReplay => unreachable!("refused by check"),
         };
         Box::pin(async move { result })
     }
@@ -78,6 +97,33 @@ struct Harness {
     observer: Arc<FakeObserver>,
 }
 
+fn state_with(
+    sink: Arc<FakeSink>,
+    observer: Arc<FakeObserver>,
+    token: Option<&str>,
+    telemetry_path: &str,
+) -> ServerState {
+    let mut state = ServerState::new(
+        sink,
+        observer,
+        Arc::new(|| "# TYPE itniotech_up gauge\nitniotech_up 1\n# EOF\n".to_owned()),
+    );
+    state.ready = Arc::new(|| Readiness {
+        store: Ok("the store commits (last commit 1s ago)".into()),
+        vendor: Ok("answered 3s ago".into()),
+    });
+    state.intake_token = token.map(str::to_owned);
+    state.telemetry_path = telemetry_path.parse().unwrap();
+    state.max_body_bytes = 1024;
+    state.max_items = 5;
+    state.landing = LandingInfo {
+        version: "1.2.3-test".into(),
+        links: vec![("Docs <here>".into(), "https://example.invalid/docs".into())],
+        ..LandingInfo::default()
+    };
+    state
+}
+
 fn harness_with(mode: Mode, token: Option<&str>, ready: bool, telemetry_path: &str) -> Harness {
     let sink = Arc::new(FakeSink {
         mode,
@@ -89,7 +135,14 @@ fn harness_with(mode: Mode, token: Option<&str>, ready: bool, telemetry_path: &s
         observer.clone(),
         Arc::new(|| "# TYPE itniotech_up gauge\nitniotech_up 1\n# EOF\n".to_owned()),
     );
-    state.ready = Arc::new(move || ready);
+    state.ready = Arc::new(move || Readiness {
+        store: Ok("the store commits (last commit 1s ago)".into()),
+        vendor: if ready {
+            Ok("answered 3s ago".into())
+        } else {
+            Err("no answer from the vendor API yet; last call: status -1".into())
+        },
+    });
     state.intake_token = token.map(str::to_owned);
     state.telemetry_path = telemetry_path.parse().unwrap();
     state.max_body_bytes = 1024;
@@ -167,11 +220,53 @@ async fn health_and_readiness() {
     let (status, _, body, _) = send(&h.app, get("/-/ready")).await;
     assert_eq!(
         (status, body.as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, "Not ready")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready\nstore: the store commits (last commit 1s ago)\n\
+             vendor API: no answer from the vendor API yet; last call: status -1\n"
+        )
+    );
+    // The intake needs only the store: a vendor outage keeps the replica in the intake Service.
+    let (status, _, body, _) = send(&h.app, get("/-/ready/intake")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::OK,
+            "Ready\nstore: the store commits (last commit 1s ago)\n"
+        )
     );
     let h = harness(Mode::Ok);
     let (status, _, body, _) = send(&h.app, get("/-/ready")).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "Ready"));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::OK,
+            "Ready\nstore: the store commits (last commit 1s ago)\nvendor API: answered 3s ago\n"
+        )
+    );
+    // A store that cannot commit: not ready for anything.
+    let sink = Arc::new(FakeSink {
+        mode: Mode::Ok,
+        got: Mutex::new(Vec::new()),
+    });
+    let app = router(ServerState {
+        ready: Arc::new(|| Readiness {
+            store: Err(
+                "the store cannot commit since 2026-03-01T00:00:00Z (disk_full: the disk is full)"
+                    .into(),
+            ),
+            vendor: Ok("answered 3s ago".into()),
+        }),
+        ..state_with(sink, Arc::new(FakeObserver::default()), None, "/metrics")
+    });
+    for path in ["/-/ready", "/-/ready/intake"] {
+        let (status, _, body, _) = send(&app, get(path)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(
+            body.contains("store: the store cannot commit since"),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -493,13 +588,37 @@ async fn intake_503_when_sink_fails() {
         let (status, ct, body, headers) = send(&h.app, post(r#"{"verificationId":"1"}"#)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(ct.as_deref(), Some("application/json"));
-        assert!(json(&body)["error"].is_string());
-        assert!(
-            !body.contains("/secret/path"),
-            "internal detail leaked: {body}"
-        );
+        let error = json(&body)["error"].as_str().unwrap().to_owned();
+        let expected = match mode {
+            // The store's reason reaches the client: retrying blindly is not all it can do.
+            Mode::Unavailable => "the store cannot commit since 2026-03-01T00:00:00Z (disk_full: the disk is full); retry later",
+            _ => "shutting down, retry later",
+        };
+        assert_eq!(error, expected);
         assert!(headers.get(header::RETRY_AFTER).is_some());
     }
+}
+
+#[tokio::test]
+async fn intake_400_when_the_sink_refuses_a_replay() {
+    let h = harness(Mode::RefuseReplay);
+    let body =
+        r#"[{"verificationId":"1"},{"verificationId":"2","submittedAt":"2020-01-01T00:00:00Z"}]"#;
+    let (status, _, body, _) = send(&h.app, post(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let v = json(&body);
+    assert_eq!(v["index"], 1);
+    assert_eq!(v["field"], "submittedAt");
+    assert_eq!(
+        v["error"],
+        "item 1: field `submittedAt` is older than the duplicate horizon (1day)"
+    );
+    assert!(h.sink.got.lock().unwrap().is_empty());
+    assert_eq!(
+        *h.observer.events.lock().unwrap(),
+        vec![("rejected".to_owned(), "invalid".to_owned(), 2)],
+        "refused as a whole, never counted as received"
+    );
 }
 
 #[tokio::test]

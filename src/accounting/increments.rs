@@ -1,8 +1,11 @@
 //! The metric increments of one poll: fallbacks as attempts appear, each terminal attempt once,
 //! the order's delivery latency once, and the order itself when its verdict is final.
 
-use super::lifecycle::{secs_between, Attempt, Lifecycle};
-use super::OrderState;
+use super::lifecycle::{plausible_submit, secs_between, Attempt, Lifecycle};
+use super::{
+    Anomaly, OrderState, RecordField, Settings, VendorTimeAnomaly, MAX_CALL_SECONDS,
+    MAX_SMS_SEGMENTS, MAX_TERMINATION_CODE,
+};
 use crate::api::model::{CallAttempt, SmsAttempt};
 use crate::country;
 use crate::domain::Channel;
@@ -11,7 +14,7 @@ use crate::ledger::{
     OrderOutcome, OrderVerificationLabels, RescueLabels, SmsDeliveryLabels, SmsFailureLabels,
     SmsLabels, SmsStatus, Update, VerificationLabels, VerificationResult,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 
 /// Labels every increment of one order shares.
 pub(super) struct OrderLabelsBase<'a> {
@@ -22,6 +25,8 @@ pub(super) struct OrderLabelsBase<'a> {
     /// The receiver's country, for SMS whose MCC is missing or unknown.
     pub receiver_country: Option<&'a str>,
     pub currency: &'a str,
+    /// Costs above this (or negative) are left out and reported.
+    pub max_attempt_cost: rust_decimal::Decimal,
 }
 
 impl OrderLabelsBase<'_> {
@@ -43,16 +48,27 @@ impl OrderLabelsBase<'_> {
     }
 }
 
-/// Each attempt after the first is a fallback, counted when it first appears.
-pub(super) fn fallbacks(
+/// Records when each attempt was first seen, reports a vendor submit time scheduling will not
+/// trust (once per attempt), and counts each attempt after the first as a fallback when it
+/// first appears.
+pub(super) fn new_attempts(
     state: &mut OrderState,
     life: &Lifecycle<'_>,
     base: &OrderLabelsBase<'_>,
+    cfg: &Settings,
     updates: &mut Vec<Update>,
+    anomalies: &mut Vec<Anomaly>,
 ) {
     for a in &life.attempts {
-        if state.seen.insert(a.id()) {
-            if let Some(prev) = state.last_channel.filter(|_| state.seen.len() > 1) {
+        let id = a.id();
+        if !state.has_seen(&id) {
+            if let Err(kind) = plausible_submit(a.submit, a.first_sight, state, cfg) {
+                anomalies.push(Anomaly::VendorTime(kind));
+            }
+            state
+                .first_seen
+                .insert(id, a.first_sight.timestamp_millis());
+            if let Some(prev) = state.last_channel.filter(|_| state.seen_count() > 1) {
                 updates.push(Update::Fallback(FallbackLabels {
                     app_id: base.app.to_owned(),
                     flow_id: base.flow.to_owned(),
@@ -73,6 +89,7 @@ pub(super) fn terminal_attempts(
     base: &OrderLabelsBase<'_>,
     now: DateTime<Utc>,
     updates: &mut Vec<Update>,
+    anomalies: &mut Vec<Anomaly>,
 ) -> Vec<f64> {
     let mut freshness = Vec::new();
     for a in life.attempts.iter().filter(|a| a.terminal) {
@@ -81,13 +98,13 @@ pub(super) fn terminal_attempts(
                 if let Some(done) = s.done_tm {
                     freshness.push(secs_between(done, now.fixed_offset()).unwrap_or(0.0));
                 }
-                sms(a, s, base, updates);
+                sms(a, s, base, updates, anomalies);
             }
             (_, Some(c)) if state.counted.insert(a.id()) => {
                 if let Some(end) = c.hangup_time {
                     freshness.push(secs_between(end, now.fixed_offset()).unwrap_or(0.0));
                 }
-                call(c, base, updates);
+                call(c, base, updates, anomalies);
             }
             _ => {}
         }
@@ -95,7 +112,35 @@ pub(super) fn terminal_attempts(
     freshness
 }
 
-fn sms(a: &Attempt<'_>, s: &SmsAttempt, base: &OrderLabelsBase<'_>, updates: &mut Vec<Update>) {
+/// Whether a vendor time ends before its attempt began (the latency is then left out).
+fn ends_before(start: Option<DateTime<FixedOffset>>, end: Option<DateTime<FixedOffset>>) -> bool {
+    matches!((start, end), (Some(s), Some(e)) if e < s)
+}
+
+/// A vendor count within `0..=max`, else reported under `field` and left out.
+fn bounded(
+    v: Option<i64>,
+    max: i64,
+    field: RecordField,
+    anomalies: &mut Vec<Anomaly>,
+) -> Option<i64> {
+    match v {
+        Some(n) if (0..=max).contains(&n) => Some(n),
+        Some(_) => {
+            anomalies.push(Anomaly::Record(field));
+            None
+        }
+        None => None,
+    }
+}
+
+fn sms(
+    a: &Attempt<'_>,
+    s: &SmsAttempt,
+    base: &OrderLabelsBase<'_>,
+    updates: &mut Vec<Update>,
+    anomalies: &mut Vec<Anomaly>,
+) {
     let c = base.sms_country(s);
     let status = if a.delivered {
         SmsStatus::Delivered
@@ -135,24 +180,41 @@ fn sms(a: &Attempt<'_>, s: &SmsAttempt, base: &OrderLabelsBase<'_>, updates: &mu
             updates.push(Update::SmsQueueSeconds(base.app_country(&c), d));
         }
     }
-    if let Some(n) = s.charge_cnt.filter(|n| *n > 0) {
+    if ends_before(s.submit_tm, s.done_tm) || ends_before(s.submit_tm, s.send_tm) {
+        anomalies.push(Anomaly::VendorTime(VendorTimeAnomaly::EndBeforeSubmit));
+    }
+    let segments = s.charge_cnt;
+    if let Some(n) = bounded(
+        segments,
+        MAX_SMS_SEGMENTS,
+        RecordField::SmsSegments,
+        anomalies,
+    )
+    .filter(|n| *n > 0)
+    {
         updates.push(Update::SmsSegments(base.app_country(&c), n as f64));
     }
     if let Some(pay) = s.pay {
-        updates.push(cost(base, Channel::Sms, &c, pay));
+        if let Some(u) = cost(base, Channel::Sms, &c, pay, RecordField::SmsCost, anomalies) {
+            updates.push(u);
+        }
     }
 }
 
-fn call(c: &CallAttempt, base: &OrderLabelsBase<'_>, updates: &mut Vec<Update>) {
+fn call(
+    c: &CallAttempt,
+    base: &OrderLabelsBase<'_>,
+    updates: &mut Vec<Update>,
+    anomalies: &mut Vec<Anomaly>,
+) {
     let country = base.country;
-    let code = c
-        .termination_code
-        .map(|x| x.to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let code = if code.len() > 12 {
-        "other".into()
-    } else {
-        code
+    let code = match c.termination_code {
+        None => "unknown".to_owned(),
+        Some(x) if (-MAX_TERMINATION_CODE..=MAX_TERMINATION_CODE).contains(&x) => x.to_string(),
+        Some(_) => {
+            anomalies.push(Anomaly::Record(RecordField::TerminationCode));
+            "other".to_owned()
+        }
     };
     updates.push(Update::Call(CallLabels {
         app_id: base.app.to_owned(),
@@ -170,20 +232,46 @@ fn call(c: &CallAttempt, base: &OrderLabelsBase<'_>, updates: &mut Vec<Update>) 
             }
         }
     }
-    if let Some(d) = c.call_duration.filter(|d| *d >= 0) {
+    if ends_before(c.submit_time, c.answer_time) || ends_before(c.submit_time, c.hangup_time) {
+        anomalies.push(Anomaly::VendorTime(VendorTimeAnomaly::EndBeforeSubmit));
+    }
+    let duration = c.call_duration;
+    if let Some(d) = bounded(
+        duration,
+        MAX_CALL_SECONDS,
+        RecordField::CallDuration,
+        anomalies,
+    ) {
         updates.push(Update::CallDurationSeconds(
             base.app_country(country),
             d as f64,
         ));
     }
-    if let Some(d) = c.charged_duration.filter(|d| *d > 0) {
+    let billed = c.charged_duration;
+    if let Some(d) = bounded(
+        billed,
+        MAX_CALL_SECONDS,
+        RecordField::CallBilledSeconds,
+        anomalies,
+    )
+    .filter(|d| *d > 0)
+    {
         updates.push(Update::CallBilledSeconds(
             base.app_country(country),
             d as f64,
         ));
     }
     if let Some(amount) = c.cost {
-        updates.push(cost(base, Channel::Call, country, amount));
+        if let Some(u) = cost(
+            base,
+            Channel::Call,
+            country,
+            amount,
+            RecordField::CallCost,
+            anomalies,
+        ) {
+            updates.push(u);
+        }
     }
 }
 
@@ -253,19 +341,23 @@ pub(super) fn finalisation(
     }
 }
 
-/// A cost increment. Money is exact up to here; only the export rounds it to a float.
+/// A cost increment, or `None` (reported under `field`) when the amount is negative or above
+/// the plausible maximum. Money is exact up to here; only the export rounds it to a float.
 fn cost(
     base: &OrderLabelsBase<'_>,
     channel: Channel,
     country: &str,
     amount: rust_decimal::Decimal,
-) -> Update {
+    field: RecordField,
+    anomalies: &mut Vec<Anomaly>,
+) -> Option<Update> {
     use rust_decimal::prelude::ToPrimitive;
-    let amount = amount
-        .to_f64()
-        .filter(|f| f.is_finite() && *f >= 0.0)
-        .unwrap_or(0.0);
-    Update::Cost(
+    let plausible = amount >= rust_decimal::Decimal::ZERO && amount <= base.max_attempt_cost;
+    let Some(amount) = amount.to_f64().filter(|f| plausible && f.is_finite()) else {
+        anomalies.push(Anomaly::Record(field));
+        return None;
+    };
+    Some(Update::Cost(
         CostLabels {
             app_id: base.app.to_owned(),
             channel,
@@ -273,5 +365,5 @@ fn cost(
             currency: base.currency.to_owned(),
         },
         amount,
-    )
+    ))
 }

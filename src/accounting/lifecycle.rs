@@ -1,7 +1,7 @@
 //! The lifecycle view of one fetched record, computed once per poll: its attempts in
 //! chronological order, and the facts the verdict and the schedule are decided from.
 
-use super::{FlowCatalog, OrderState, Settings};
+use super::{FlowCatalog, OrderState, Settings, VendorTimeAnomaly};
 use crate::api::model::{CallAttempt, Matched, OrderRecord, SmsAttempt, StepTrigger};
 use crate::domain::Channel;
 use chrono::{DateTime, Duration, FixedOffset, Utc};
@@ -10,7 +10,14 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 pub(super) struct Attempt<'a> {
     pub channel: Channel,
     index: usize,
+    /// The vendor's submit time: the attempt's identity, and the start of its latencies (which
+    /// are differences of vendor times, so a vendor clock that is off does not bias them).
     pub submit: Option<DateTime<FixedOffset>>,
+    /// When the attempt started for scheduling: the vendor's submit time when plausible, else
+    /// our first sight of it ([`plausible_submit`]).
+    pub start: DateTime<Utc>,
+    /// When the agent first saw the attempt (now for an attempt new in this poll).
+    pub first_sight: DateTime<Utc>,
     pub terminal: bool,
     pub delivered: bool,
     /// When the attempt reached the user (SMS done, call answered).
@@ -42,6 +49,8 @@ pub(super) fn attempts(record: &OrderRecord) -> Vec<Attempt<'_>> {
             channel: Channel::Sms,
             index,
             submit: s.submit_tm.or(s.send_tm),
+            start: DateTime::UNIX_EPOCH,
+            first_sight: DateTime::UNIX_EPOCH,
             terminal: s.is_terminal(),
             delivered: s.is_delivered(),
             delivered_at: s.done_tm,
@@ -52,6 +61,8 @@ pub(super) fn attempts(record: &OrderRecord) -> Vec<Attempt<'_>> {
             channel: Channel::Call,
             index,
             submit: c.submit_time.or(c.call_time),
+            start: DateTime::UNIX_EPOCH,
+            first_sight: DateTime::UNIX_EPOCH,
             terminal: c.is_terminal(),
             delivered: c.is_delivered(),
             delivered_at: c.answer_time,
@@ -68,6 +79,31 @@ pub(super) fn attempts(record: &OrderRecord) -> Vec<Attempt<'_>> {
         )
     });
     all
+}
+
+/// The attempt's vendor submit time when it is plausible: not before the order's submit (or
+/// intake) time minus the tolerance, and not after our first sight of the attempt plus the
+/// tolerance. Otherwise what is wrong with it; scheduling then uses our first sight.
+pub(super) fn plausible_submit(
+    submit: Option<DateTime<FixedOffset>>,
+    first_sight: DateTime<Utc>,
+    state: &OrderState,
+    cfg: &Settings,
+) -> Result<DateTime<Utc>, VendorTimeAnomaly> {
+    let submit = submit
+        .ok_or(VendorTimeAnomaly::SubmitMissing)?
+        .with_timezone(&Utc);
+    let intake = state.created_at.min(state.received_at());
+    let earliest = DateTime::<Utc>::from_timestamp(intake, 0)
+        .map(|t| t - cfg.vendor_time_tolerance)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    if submit < earliest {
+        return Err(VendorTimeAnomaly::SubmitBeforeIntake);
+    }
+    if submit > first_sight + cfg.vendor_time_tolerance {
+        return Err(VendorTimeAnomaly::SubmitInFuture);
+    }
+    Ok(submit)
 }
 
 /// Seconds from `from` to `to`; `None` when negative (clocks disagree) or not finite.
@@ -88,8 +124,8 @@ pub(super) struct Lifecycle<'a> {
     pub first_submit: Option<DateTime<FixedOffset>>,
     /// When the intake (or the client's `submittedAt`) says the order began.
     pub created: DateTime<Utc>,
-    /// The latest attempt's submit time, else `created`: the verify window and the next flow
-    /// step count from it.
+    /// The latest attempt's start (its vendor submit time when plausible, else our first sight
+    /// of it), else `created`: the verify window and the next flow step count from it.
     pub anchor: DateTime<Utc>,
     /// When a code sent at `anchor` can no longer be verified.
     pub window_end: DateTime<Utc>,
@@ -97,10 +133,15 @@ pub(super) struct Lifecycle<'a> {
     pub step_due: Option<DateTime<Utc>>,
     /// The next step may still start (or has just started and is not visible yet).
     pub step_possible: bool,
-    /// Tracking has reached `max_age`.
+    /// Tracking has reached `max_age` (from intake): the order is final.
     pub expired: bool,
     /// An attempt is still running, or the first one has yet to appear.
     pub in_progress: bool,
+    /// Until when a running attempt is still worth polling: `max_age` after our first sight of
+    /// the latest one; `None` when none is running.
+    pub running_until: Option<DateTime<Utc>>,
+    /// When tracking reaches `max_age`.
+    pub expires: DateTime<Utc>,
 }
 
 impl<'a> Lifecycle<'a> {
@@ -112,27 +153,43 @@ impl<'a> Lifecycle<'a> {
         now: DateTime<Utc>,
         cfg: &Settings,
     ) -> Self {
-        let attempts = attempts(record);
+        let mut attempts = attempts(record);
         let matched = record.verifications.matched;
         let created = DateTime::<Utc>::from_timestamp(state.created_at, 0).unwrap_or(now);
-        let last_submit = attempts.iter().filter_map(|a| a.submit).max();
-        let anchor = last_submit
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or(created);
+        let received = DateTime::<Utc>::from_timestamp(state.received_at(), 0).unwrap_or(now);
+        for a in &mut attempts {
+            let id = a.id();
+            let legacy = !state.first_seen.contains_key(&id) && state.seen.contains(&id);
+            a.first_sight = state
+                .first_seen
+                .get(&id)
+                .and_then(|ms| DateTime::<Utc>::from_timestamp_millis(*ms))
+                .unwrap_or(now);
+            a.start = if legacy {
+                // Seen by a state written before first sights were kept: trust the vendor.
+                a.submit.map_or(created, |t| t.with_timezone(&Utc))
+            } else {
+                plausible_submit(a.submit, a.first_sight, state, cfg).unwrap_or(a.first_sight)
+            };
+        }
+        let anchor = attempts.iter().map(|a| a.start).max().unwrap_or(created);
         let window_end = anchor + cfg.verify_window;
         let last_delivered = attempts.last().is_some_and(|a| a.delivered);
         // Attempts seen across polls (a verificationId record shows only the current one).
-        let seen = state.seen.len()
-            + attempts
-                .iter()
-                .filter(|a| !state.seen.contains(&a.id()))
-                .count();
+        let seen =
+            state.seen_count() + attempts.iter().filter(|a| !state.has_seen(&a.id())).count();
         let step_due = next_step_due(record, state, flows, seen, last_delivered, anchor, cfg);
         // A record without attempts yet (or an sna-only one, whose entries are undocumented) is
         // worth waiting for only while its code can still be verified.
         let awaiting_first = attempts.is_empty()
             && !matches!(matched, Matched::Verified | Matched::Unknown)
             && now < window_end;
+        let running_until = attempts
+            .iter()
+            .filter(|a| !a.terminal)
+            .map(|a| a.first_sight + cfg.max_age)
+            .max();
+        let expires = received + cfg.max_age;
         Lifecycle {
             record,
             matched,
@@ -145,8 +202,10 @@ impl<'a> Lifecycle<'a> {
             window_end,
             step_due,
             step_possible: step_due.is_some_and(|due| now <= due + cfg.interval * 2),
-            expired: now - created >= cfg.max_age,
+            expired: now >= expires,
             in_progress: awaiting_first || attempts.iter().any(|a| !a.terminal),
+            running_until,
+            expires,
             attempts,
         }
     }
@@ -160,14 +219,18 @@ impl<'a> Lifecycle<'a> {
             .min()
     }
 
-    /// The submit time of the youngest attempt still running.
+    /// The start (for scheduling) of the youngest attempt still running.
     pub fn youngest_running(&self) -> Option<DateTime<Utc>> {
         self.attempts
             .iter()
             .filter(|a| !a.terminal)
-            .filter_map(|a| a.submit)
+            .map(|a| a.start)
             .max()
-            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// A running attempt is still worth polling although the order has expired.
+    pub fn attempts_outlive_expiry(&self, now: DateTime<Utc>) -> bool {
+        self.running_until.is_some_and(|t| now < t)
     }
 
     /// The channel the code was verified on (or last sent on).

@@ -2,7 +2,9 @@
 //!
 //! Soon after submit and while an attempt runs (young attempts often, old ones rarely); when a
 //! flow step may start; after 1×, 2×, 4×… the code's age while a delivered code is unverified;
-//! when the verify window closes; and never past the maximum tracking age.
+//! when the verify window closes; never past the maximum tracking age (from intake), except
+//! for an attempt still running then, which is polled until it ends or `max_age` after our
+//! first sight of it.
 
 use super::lifecycle::Lifecycle;
 use super::{Next, OrderState, Settings};
@@ -14,7 +16,9 @@ pub(super) fn next_poll(
     now: DateTime<Utc>,
     cfg: &Settings,
 ) -> Next {
-    if life.expired || (state.finalised && !life.in_progress && !life.step_possible) {
+    if (life.expired && !life.attempts_outlive_expiry(now))
+        || (state.finalised && !life.in_progress && !life.step_possible)
+    {
         return Next::Forget;
     }
     let mut at = now + cfg.max_age; // replaced below by a nearer reason
@@ -52,6 +56,10 @@ pub(super) fn next_poll(
         // Nothing more will happen but the outcome is undetermined: wait for max age.
         at = at.min(now + cfg.interval * 4);
     }
-    at = at.min(life.created + cfg.max_age);
+    let stop = match life.running_until {
+        Some(until) if life.expired => until,
+        _ => life.expires,
+    };
+    at = at.min(stop);
     Next::PollAt(at.max(now + Duration::seconds(1)))
 }

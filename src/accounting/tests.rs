@@ -377,19 +377,256 @@ fn not_found_is_retried_then_counted_once() {
 }
 
 #[test]
-fn max_age_finalises_unresolved() {
+fn max_age_finalises_unresolved_and_follows_a_running_attempt_to_its_end() {
     let cfg = Settings::default();
     let st = OrderState::new("app1", None, t(T0));
-    let rec = record(serde_json::json!({"verifications":{"matched":-1},"sms":[sms(-1, None)]}));
-    let out = on_record(&st, &rec, &FlowCatalog::new(), t(T0) + cfg.max_age, &cfg);
-    assert_eq!(out.next, Next::Forget);
+    // Max age (from intake) is reached while the SMS still runs: the order counts as
+    // unresolved now, and the attempt is still polled until it ends (here: soon).
+    let running = record(serde_json::json!({"verifications":{"matched":-1},"sms":[sms(-1, None)]}));
+    let at_max = t(T0) + cfg.max_age;
+    let out = on_record(&st, &running, &FlowCatalog::new(), at_max, &cfg);
     assert!(out
         .updates
         .contains(&order("app1", "none", "ID", OrderOutcome::Unresolved)));
-    let err = on_error(&st, t(T0) + cfg.max_age, &cfg);
+    assert!(out.state.finalised);
+    let Next::PollAt(next) = out.next else {
+        panic!("a running attempt is still polled")
+    };
+    // A genuinely old straggler (its submit time is plausible): checked every 5 minutes.
+    assert_eq!(next, at_max + Duration::minutes(5));
+    let done = record(serde_json::json!({"verifications":{"matched":-1},
+        "sms":[sms(0, Some("2024-05-14T12:00:10+08:00"))]}));
+    let out2 = on_record(&out.state, &done, &FlowCatalog::new(), next, &cfg);
+    assert_eq!(out2.next, Next::Forget);
+    let mut ledger = Ledger::new();
+    ledger.apply(&out2.updates);
+    assert_eq!(
+        counter(
+            &ledger,
+            LedgerFamily::Sms,
+            &["app1", "ID", "10", "delivered"]
+        ),
+        1.0,
+        "the late delivery is counted, not lost"
+    );
+    assert!(
+        !out2.updates.iter().any(|u| matches!(u, Update::Order(_))),
+        "the order itself counts once"
+    );
+    // Never seen running: an error at max age gives up.
+    let err = on_error(&st, at_max, &cfg);
+    assert_eq!(err.next, Next::Forget);
     assert!(err
         .updates
         .contains(&order("app1", "none", "unknown", OrderOutcome::Unresolved)));
+    // Seen running: errors keep it polled until max age after our first sight of it.
+    let err = on_error(&out.state, at_max, &cfg);
+    assert!(matches!(err.next, Next::PollAt(_)));
+    let err = on_error(&out.state, at_max + cfg.max_age, &cfg);
+    assert_eq!(err.next, Next::Forget);
+}
+
+#[test]
+fn a_vendor_clock_hours_off_does_not_slow_polling_or_lose_the_delivery() {
+    let cfg = Settings::default();
+    let st = OrderState::new("app1", None, t(T0));
+    // The vendor's times are 3 hours behind ours (a time zone misread): by its submitTm the SMS
+    // looks 3 hours old. Scheduling uses our first sight instead, once reported.
+    let old = |status: i64, done: Option<&str>| {
+        serde_json::json!({"submitTm":"2024-05-14T07:00:00+08:00","sendTm":"2024-05-14T07:00:01+08:00",
+            "doneTm": done, "mcc":510,"mnc":10,"chargeCnt":1,"pay":"0.0310","status":status,
+            "reason":"DELIVRD"})
+    };
+    let rec = record(serde_json::json!({"verifications":{"matched":-1},"sms":[old(-1, None)]}));
+    let now = t("2024-05-14T02:00:05Z");
+    let out = on_record(&st, &rec, &FlowCatalog::new(), now, &cfg);
+    assert_eq!(
+        out.anomalies,
+        vec![Anomaly::VendorTime(VendorTimeAnomaly::SubmitBeforeIntake)]
+    );
+    assert_eq!(out.next, Next::PollAt(now + cfg.first_delay), "polled soon");
+    assert!(!out.state.finalised);
+    let again = on_record(
+        &out.state,
+        &rec,
+        &FlowCatalog::new(),
+        now + cfg.first_delay,
+        &cfg,
+    );
+    assert!(again.anomalies.is_empty(), "reported once per attempt");
+    let done = record(serde_json::json!({"verifications":{"matched":-1},
+        "sms":[old(0, Some("2024-05-14T07:00:09+08:00"))]}));
+    let out = on_record(
+        &again.state,
+        &done,
+        &FlowCatalog::new(),
+        now + Duration::seconds(15),
+        &cfg,
+    );
+    let mut ledger = Ledger::new();
+    ledger.apply(&out.updates);
+    assert_eq!(
+        counter(
+            &ledger,
+            LedgerFamily::Sms,
+            &["app1", "ID", "10", "delivered"]
+        ),
+        1.0
+    );
+    // The verify window counts from our first sight, so the order waits for the user.
+    assert!(!out.state.finalised);
+    // The latency is a difference of vendor times, unaffected by their offset.
+    assert_eq!(
+        counter(
+            &ledger,
+            LedgerFamily::SmsDeliverySeconds,
+            &["app1", "ID", "delivered"]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn a_submit_time_in_the_future_is_reported_and_not_trusted() {
+    let cfg = Settings::default();
+    let st = OrderState::new("app1", None, t(T0));
+    let rec = record(serde_json::json!({"verifications":{"matched":-1},"sms":[
+        {"submitTm":"2024-05-14T11:00:00+08:00","mcc":510,"mnc":10,"status":-1}]}));
+    let now = t("2024-05-14T02:00:05Z");
+    let out = on_record(&st, &rec, &FlowCatalog::new(), now, &cfg);
+    assert_eq!(
+        out.anomalies,
+        vec![Anomaly::VendorTime(VendorTimeAnomaly::SubmitInFuture)]
+    );
+    assert_eq!(out.next, Next::PollAt(now + cfg.first_delay));
+}
+
+#[test]
+fn an_order_submitted_hours_before_intake_is_not_expired_at_once() {
+    let cfg = Settings::default();
+    let received = t(T0);
+    let st = OrderState::received_at_time("app1", None, received - Duration::hours(3), received);
+    let rec = record(serde_json::json!({"verifications":{"matched":-1},
+        "sms":[{"submitTm":"2024-05-14T07:00:00+08:00","sendTm":"2024-05-14T07:00:01+08:00",
+            "doneTm":"2024-05-14T07:00:09+08:00","mcc":510,"mnc":10,"chargeCnt":1,"pay":"0.0310",
+            "status":0,"reason":"DELIVRD"}]}));
+    let out = on_record(
+        &st,
+        &rec,
+        &FlowCatalog::new(),
+        received + Duration::seconds(5),
+        &cfg,
+    );
+    assert!(
+        out.anomalies.is_empty(),
+        "the client's submit time vouches for the vendor's"
+    );
+    let mut ledger = Ledger::new();
+    ledger.apply(&out.updates);
+    assert_eq!(
+        counter(
+            &ledger,
+            LedgerFamily::Sms,
+            &["app1", "ID", "10", "delivered"]
+        ),
+        1.0
+    );
+    // Delivered 3 hours ago, window long closed: final as delivered, not unresolved.
+    assert!(out
+        .updates
+        .contains(&order("app1", "none", "ID", OrderOutcome::Delivered)));
+}
+
+#[test]
+fn implausible_vendor_numbers_are_left_out_and_reported() {
+    let cfg = Settings::default();
+    let st = OrderState::new("app1", None, t(T0));
+    let rec = record(
+        serde_json::json!({"verifications":{"matched":-1,"oriReceiver":"6281234567890"},
+        "sms":[{"submitTm":"2024-05-14T10:00:00+08:00","doneTm":"2024-05-14T09:59:00+08:00",
+            "mcc":510,"mnc":10,"chargeCnt":1000000000,"pay":"-1.5","status":0}],
+        "call":[{"terminationCode":123456789012i64,"terminationReason":"weird",
+            "submitTime":"2024-05-14T10:00:30+08:00","hangupTime":"2024-05-14T10:01:00+08:00",
+            "callDuration":99999,"chargedDuration":-60,"cost":"1000000.0000"}]}),
+    );
+    let out = on_record(
+        &st,
+        &rec,
+        &FlowCatalog::new(),
+        t("2024-05-14T02:01:05Z"),
+        &cfg,
+    );
+    let mut fields: Vec<&str> = out
+        .anomalies
+        .iter()
+        .map(|a| match a {
+            Anomaly::Record(f) => f.as_str(),
+            Anomaly::VendorTime(k) => k.as_str(),
+        })
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "call_billed_seconds",
+            "call_cost",
+            "call_duration",
+            "end_before_submit",
+            "sms_cost",
+            "sms_segments",
+            "termination_code"
+        ]
+    );
+    let mut ledger = Ledger::new();
+    ledger.apply(&out.updates);
+    // The attempts themselves count; their absurd numbers do not.
+    assert_eq!(
+        counter(
+            &ledger,
+            LedgerFamily::Sms,
+            &["app1", "ID", "10", "delivered"]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &ledger,
+            LedgerFamily::Calls,
+            &["app1", "ID", "other", "weird"]
+        ),
+        1.0
+    );
+    for f in [
+        LedgerFamily::SmsSegments,
+        LedgerFamily::Cost,
+        LedgerFamily::CallBilledSeconds,
+        LedgerFamily::CallDurationSeconds,
+    ] {
+        assert_eq!(ledger.family(f).count(), 0, "{f:?}");
+    }
+}
+
+#[test]
+fn the_record_names_the_orders_other_key() {
+    let by_vid = OrderKey::Verification {
+        verification_id: "2405".into(),
+    };
+    let rec = record(serde_json::json!({"verificationId":"2405",
+        "verifications":{"matched":-1,"orderId":"ord-1"}}));
+    assert_eq!(
+        record_alias(&by_vid, &rec),
+        Some(OrderAlias::OrderId("ord-1".into()))
+    );
+    let by_order = OrderKey::Order {
+        app_id: "app1".into(),
+        order_id: "ord-1".into(),
+    };
+    assert_eq!(
+        record_alias(&by_order, &rec),
+        Some(OrderAlias::VerificationId("2405".into()))
+    );
+    let plain = record(serde_json::json!({"orderId":"ord-1","verifications":{"matched":-1}}));
+    assert_eq!(record_alias(&by_order, &plain), None);
 }
 
 #[test]

@@ -8,11 +8,13 @@
 //!   [`retry`] decides what follows a failure, [`skew`] keeps timestamps in the vendor's window.
 //! - [`records`]: [`RecordSource`], everything the agent reads (flows, records, balance).
 //! - [`sender`]: [`OtpSender`], sending and verifying codes (demo and tests only).
+//! - [`health`]: [`ApiHealth`], when the API last answered (for `/-/ready`).
 
 pub mod client;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod health;
 pub mod model;
 pub mod records;
 pub mod retry;
@@ -25,6 +27,7 @@ pub use client::{Client, ClientConfig};
 pub use credentials::Credentials;
 pub use endpoint::{ApiObserver, Endpoint, NoopObserver};
 pub use error::ApiError;
+pub use health::ApiHealth;
 pub use records::{Balance, RecordSource};
 pub use retry::RetryPolicy;
 pub use sender::{OtpSender, SendRequest};

@@ -33,6 +33,7 @@ pub use types::{
     BaseUrl, Currency, HumanDuration, LogFormat, LogLevel, Rps, SamplingRatio, TelemetryPath,
 };
 
+use rust_decimal::Decimal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -104,6 +105,20 @@ settings! {
         max_age: HumanDuration = "2h", "tracking.max-age", "DURATION", "1m" ..= "7days";
         /// Polls that may find no record before the order counts as not found
         not_found_retries: u32 = "3", "tracking.not-found-retries", "N", "0" ..= "20";
+        /// How far a vendor attempt's submit time may lie before the order's submit time or
+        /// after the agent first saw it; beyond, scheduling uses the agent's first sight
+        vendor_time_tolerance: HumanDuration = "10m", "tracking.vendor-time-tolerance", "DURATION", "0s" ..= "1day";
+    }
+    /// Sanity bounds on the numbers in vendor records.
+    records: RecordsConfig, RecordsArgs, RecordsFile {
+        /// Largest plausible cost of one attempt, in the account currency; a larger or negative
+        /// cost is left out of the cost counter and counted as a record anomaly
+        max_attempt_cost: Decimal = "10", "records.max-attempt-cost", "AMOUNT", "0.0001" ..= "1000000000";
+    }
+    /// What `/-/ready` checks.
+    readiness: ReadinessConfig, ReadinessArgs, ReadinessFile {
+        /// How recently the vendor API must have answered for /-/ready to say ready
+        api_window: HumanDuration = "5m", "readiness.api-window", "DURATION", "30s" ..= "1day";
     }
     /// The flow catalog poller (`flow/list`).
     flows: FlowsConfig, FlowsArgs, FlowsFile {
@@ -345,6 +360,14 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "tracking.max_age",
                 message: "must be longer than tracking.verify_window".into(),
+            });
+        }
+        // The balance poller is the one caller that always runs: a window shorter than its
+        // interval would make an idle agent flap between ready and not ready.
+        if self.readiness.api_window <= self.balance.refresh_interval {
+            return Err(ConfigError::Invalid {
+                key: "readiness.api_window",
+                message: "must be longer than balance.refresh_interval".into(),
             });
         }
         Ok(())

@@ -31,9 +31,12 @@
 //!   ~20-digit ids exceed integer precision).
 //! - `flowId`: a non-negative 64-bit integer, as a JSON integer or a string of digits.
 //! - `submittedAt`: between 2000-01-01 and 2100-01-01; a number above 10¹¹ is milliseconds.
-//! - An item carrying both key forms is keyed by (`appId`, `orderId`); its `verificationId` must
-//!   still be valid but is otherwise ignored. `appId` without `orderId` (or the reverse) is an
-//!   error.
+//! - An item carrying both key forms is keyed by (`appId`, `orderId`) and carries its
+//!   `verificationId` as the order's alias ([`NewOrder::alias`]): a later item under either
+//!   name is a duplicate. `appId` without `orderId` (or the reverse) is an error.
+//! - `submittedAt` older than the duplicate horizon is refused by the tracker's
+//!   [`OrderSink::check`] ([`refuse_replays`]): the order may have been counted and forgotten
+//!   already, so tracking it again could count it twice.
 //! - Unknown fields are rejected (typo protection, like serde's `deny_unknown_fields`).
 //! - An empty body, an empty array, or more than `max_items` items is an error.
 //! - Any invalid item rejects the whole request.
@@ -42,7 +45,7 @@
 //! They never echo a value from the body (which could be a phone number): only field names that
 //! look like identifiers (at most [`MAX_ECHO_CHARS`] characters) and lengths are shown.
 
-use crate::domain::{EnqueueReport, NewOrder, OrderKey};
+use crate::domain::{EnqueueReport, NewOrder, OrderAlias, OrderKey};
 use crate::ledger::family::label_enum;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
@@ -73,6 +76,13 @@ label_enum! {
 
 /// Where parsed orders go: implemented by the tracker.
 pub trait OrderSink: Send + Sync + 'static {
+    /// Refuses a request the sink could not take safely (a replay older than the duplicate
+    /// horizon), naming the item like a parse error. Called before the orders are counted as
+    /// received.
+    fn check(&self, _orders: &[NewOrder]) -> Result<(), IntakeError> {
+        Ok(())
+    }
+
     /// Store `orders`. The future resolves only once they are durably committed.
     fn enqueue(
         &self,
@@ -83,6 +93,8 @@ pub trait OrderSink: Send + Sync + 'static {
 /// Why the sink could not take orders; the server answers 503 for both.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The store cannot take orders now; the reason is shown to the client, so it names the
+    /// failure's kind and time, never paths or order data.
     #[error("store unavailable: {0}")]
     Unavailable(String),
     #[error("shutting down")]
@@ -375,11 +387,14 @@ fn parse_item(value: Value) -> Result<NewOrder, ItemError> {
     if let Some(v) = &verification_id {
         validate_verification_id(v)?;
     }
-    let key = match (app_id, order_id, verification_id) {
-        (Some(app_id), Some(order_id), _) => OrderKey::Order { app_id, order_id },
+    let (key, alias) = match (app_id, order_id, verification_id) {
+        (Some(app_id), Some(order_id), vid) => (
+            OrderKey::Order { app_id, order_id },
+            vid.map(OrderAlias::VerificationId),
+        ),
         (Some(_), None, _) => return Err(item_err("orderId", "is required with `appId`")),
         (None, Some(_), _) => return Err(item_err("appId", "is required with `orderId`")),
-        (None, None, Some(verification_id)) => OrderKey::Verification { verification_id },
+        (None, None, Some(verification_id)) => (OrderKey::Verification { verification_id }, None),
         (None, None, None) => {
             return Err(ItemError {
                 field: None,
@@ -397,9 +412,37 @@ fn parse_item(value: Value) -> Result<NewOrder, ItemError> {
     };
     Ok(NewOrder {
         key,
+        alias,
         flow_id,
         submitted_at,
     })
+}
+
+/// Refuses the first order whose `submittedAt` is older than `horizon` before `now`: the
+/// tracker remembers finished orders for `horizon` only, so such a replay may already have been
+/// counted and forgotten. The error names the item (0-based index) and the field.
+pub fn refuse_replays(
+    orders: &[NewOrder],
+    now: DateTime<Utc>,
+    horizon: chrono::Duration,
+) -> Result<(), IntakeError> {
+    let oldest = now - horizon;
+    match orders
+        .iter()
+        .position(|o| o.submitted_at.is_some_and(|t| t < oldest))
+    {
+        None => Ok(()),
+        Some(index) => Err(IntakeError::Invalid {
+            index,
+            line: None,
+            field: Some("submittedAt".into()),
+            reason: format!(
+                "field `submittedAt` is older than the duplicate horizon ({}): the order may                  already have been counted and forgotten, so it is not tracked again",
+                humantime::format_duration(horizon.to_std().unwrap_or_default())
+            ),
+            items: orders.len(),
+        }),
+    }
 }
 
 fn kind(v: &Value) -> &'static str {

@@ -25,14 +25,7 @@ fn invalid(body: &str) -> (usize, Option<String>, String) {
 #[test]
 fn single_object() {
     let got = parse(r#"{"appId":"Qw7rT2kZ","orderId":"ord-1"}"#).unwrap();
-    assert_eq!(
-        got,
-        vec![NewOrder {
-            key: order("Qw7rT2kZ", "ord-1"),
-            flow_id: None,
-            submitted_at: None
-        }]
-    );
+    assert_eq!(got, vec![NewOrder::new(order("Qw7rT2kZ", "ord-1"))]);
 }
 
 #[test]
@@ -270,10 +263,14 @@ fn verification_id_rules() {
 
 #[test]
 fn key_forms() {
-    // Both forms: keyed by (appId, orderId).
+    // Both forms: keyed by (appId, orderId), the verificationId its alias.
     let got = parse(r#"{"appId":"abcd","orderId":"o","verificationId":"1"}"#).unwrap();
     assert_eq!(got[0].key, order("abcd", "o"));
-    // ... but the ignored verificationId must still be valid.
+    assert_eq!(
+        got[0].alias,
+        Some(crate::domain::OrderAlias::VerificationId("1".into()))
+    );
+    // ... and the verificationId must be valid.
     let (_, field, _) = invalid(r#"{"appId":"abcd","orderId":"o","verificationId":"x"}"#);
     assert_eq!(field.as_deref(), Some("verificationId"));
     let (_, field, _) = invalid(r#"{"appId":"abcd","verificationId":"1"}"#);
@@ -441,4 +438,24 @@ proptest::proptest! {
         let _ = parse_orders(None, body.as_bytes(), max);
         let _ = parse_orders(Some("application/x-ndjson"), body.as_bytes(), max);
     }
+}
+
+#[test]
+fn replays_older_than_the_horizon_are_refused_naming_the_item() {
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let horizon = chrono::Duration::hours(24);
+    let orders = parse(
+        r#"[{"verificationId":"1","submittedAt":"2026-03-01T11:00:00Z"},
+            {"verificationId":"2","submittedAt":"2026-02-28T11:59:59Z"}]"#,
+    )
+    .unwrap();
+    let err = refuse_replays(&orders, now, horizon).unwrap_err();
+    assert_eq!((err.index(), err.field()), (Some(1), Some("submittedAt")));
+    assert_eq!(err.rejected_items(), 2);
+    assert!(
+        err.to_string()
+            .starts_with("item 1: field `submittedAt` is older than the duplicate horizon (1day)"),
+        "{err}"
+    );
+    assert!(refuse_replays(&orders[..1], now, horizon).is_ok());
 }

@@ -5,6 +5,7 @@
 //! [`ApiObserver`], the intake through [`IntakeObserver`], the pollers through the poll and
 //! catalog methods), so no other module touches a family directly.
 
+use crate::accounting::{Anomaly, RecordField, VendorTimeAnomaly};
 use crate::api::model::Flow;
 use crate::api::{ApiObserver, Endpoint};
 use crate::intake::{IntakeObserver, IntakeSource, RejectReason};
@@ -12,6 +13,8 @@ use crate::ledger::family::label_enum;
 use crate::ledger::{LabelOverflowObserver, LedgerFamily};
 use crate::proxy::{CaptureFailure, ProxyEndpoint, UpstreamErrorKind};
 use crate::server::{ConnDrop, HttpObserver, Rejection};
+use crate::tracker::store::{Quarantined, StoreErrorKind};
+use crate::tracker::StoreObserver;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +33,8 @@ const PROXY_OVERHEAD_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 ];
 const API_DURATION_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+/// The `table` values of `itniotech_exporter_quarantined_rows`.
+const QUARANTINE_TABLES: [&str; 2] = ["orders", "series"];
 /// Longest flow name exported in `itniotech_otp_flow_info`.
 const FLOW_NAME_MAX_CHARS: usize = 64;
 /// Distinct `status` values of `itniotech_api_requests_total`: the known vendor codes and
@@ -80,6 +85,18 @@ struct ResultLabel {
     result: &'static str,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabel {
+    field: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlowInfoLabels {
     flow_id: String,
     flow_name: String,
@@ -111,10 +128,6 @@ struct OverflowLabels {
 struct ProxyRequestLabels {
     api_endpoint: &'static str,
     code: u16,
-}
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: &'static str,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabel {
@@ -165,6 +178,11 @@ pub struct Operational {
     label_overflow: Family<OverflowLabels, Counter>,
     /// Distinct API `status` label values seen, bounded by [`API_STATUS_BUDGET`].
     api_statuses: Mutex<std::collections::BTreeSet<String>>,
+    store_errors: Family<KindLabel, Counter>,
+    quarantined_rows: Family<TableLabel, Gauge>,
+    vendor_time_anomalies: Family<KindLabel, Counter>,
+    record_anomalies: Family<FieldLabel, Counter>,
+    orders_merged: Counter,
     proxy_duration: Family<ProxyRequestLabels, Histogram, fn() -> Histogram>,
     proxy_overhead: Histogram,
     proxy_upstream_errors: Family<KindLabel, Counter>,
@@ -213,6 +231,11 @@ impl Operational {
             web_config_success_time: F64Gauge::default(),
             label_overflow: Family::default(),
             api_statuses: Mutex::default(),
+            store_errors: Family::default(),
+            quarantined_rows: Family::default(),
+            vendor_time_anomalies: Family::default(),
+            record_anomalies: Family::default(),
+            orders_merged: Counter::default(),
             proxy_duration: Family::new_with_constructor(proxy_histogram),
             proxy_overhead: Histogram::new(PROXY_OVERHEAD_BUCKETS.iter().copied()),
             proxy_upstream_errors: Family::default(),
@@ -294,6 +317,31 @@ impl Operational {
             "itniotech_account_balance",
             "Account funds from sms/getBalance",
             op.balance.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_store_errors",
+            "Failed store operations (commits, health probes, reads) by kind",
+            op.store_errors.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_quarantined_rows",
+            "Unreadable store rows moved to the quarantine table, by the table they came from",
+            op.quarantined_rows.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_vendor_time_anomalies",
+            "Vendor attempt times the agent distrusted, by kind",
+            op.vendor_time_anomalies.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_record_anomalies",
+            "Implausible numbers in vendor records left out of the OTP counters, by field",
+            op.record_anomalies.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_orders_merged",
+            "Orders tracked under both key forms, merged into one when a record linked them",
+            op.orders_merged.clone(),
         );
         registry.register(
             "itniotech_exporter_build_info",
@@ -422,7 +470,57 @@ impl Operational {
                 result: result.as_str(),
             });
         }
+        for kind in StoreErrorKind::ALL {
+            let _ = op.store_errors.get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            });
+        }
+        for table in QUARANTINE_TABLES {
+            let _ = op.quarantined_rows.get_or_create(&TableLabel { table });
+        }
+        for kind in VendorTimeAnomaly::ALL {
+            let _ = op.vendor_time_anomalies.get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            });
+        }
+        for field in RecordField::ALL {
+            let _ = op.record_anomalies.get_or_create(&FieldLabel {
+                field: field.as_str(),
+            });
+        }
         op
+    }
+
+    /// Rows in the store's quarantine table.
+    pub fn quarantined(&self, q: Quarantined) {
+        for (table, n) in [("orders", q.orders), ("series", q.series)] {
+            self.quarantined_rows
+                .get_or_create(&TableLabel { table })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Accounting distrusted a vendor time or number (reported after its poll committed).
+    pub fn anomaly(&self, a: Anomaly) {
+        match a {
+            Anomaly::VendorTime(kind) => self
+                .vendor_time_anomalies
+                .get_or_create(&KindLabel {
+                    kind: kind.as_str(),
+                })
+                .inc(),
+            Anomaly::Record(field) => self
+                .record_anomalies
+                .get_or_create(&FieldLabel {
+                    field: field.as_str(),
+                })
+                .inc(),
+        };
+    }
+
+    /// An order tracked twice was merged into its other key's order.
+    pub fn order_merged(&self) {
+        self.orders_merged.inc();
     }
 
     /// One record poll ended.
@@ -673,6 +771,16 @@ impl ApiObserver for Operational {
         if seconds.is_finite() {
             self.clock_skew.set(seconds);
         }
+    }
+}
+
+impl StoreObserver for Operational {
+    fn store_error(&self, kind: StoreErrorKind) {
+        self.store_errors
+            .get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            })
+            .inc();
     }
 }
 

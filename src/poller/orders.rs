@@ -72,8 +72,13 @@ impl OrderPoller {
         Ok(done.len())
     }
 
-    /// Polls up to one round of due orders not in `done`; returns how many it polled.
+    /// Polls up to one round of due orders not in `done`; returns how many it polled. Polls
+    /// nothing while the store cannot commit: a vendor call whose result cannot be saved is
+    /// wasted (and would be repeated).
     async fn run_round(&self, done: &mut HashSet<OrderKey>) -> Result<usize, TrackerError> {
+        if !self.tracker.health().can_commit() {
+            return Ok(0);
+        }
         {
             let now = self.clock.now();
             let due: Vec<DueOrder> = self
@@ -108,6 +113,10 @@ impl OrderPoller {
     }
 
     async fn poll_one(&self, order: DueOrder) -> Result<(), TrackerError> {
+        if !self.tracker.health().can_commit() {
+            // The store failed while this round was under way: leave the order due.
+            return Ok(());
+        }
         let result = self.source.record(&order.key).await;
         // The clock is read after the call so latency-based schedules start from the reply.
         let now = self.clock.now();
@@ -120,8 +129,9 @@ impl OrderPoller {
                     accounting::on_record(&order.state, &record, &flows, now, &self.settings)
                 }));
                 match accounted {
-                    Ok(outcome) => {
+                    Ok(mut outcome) => {
                         self.metrics.poll_finished(PollResult::Ok);
+                        outcome.alias = accounting::record_alias(&order.key, &record);
                         outcome
                     }
                     Err(_) => {
@@ -142,10 +152,20 @@ impl OrderPoller {
             }
         };
         let freshness = outcome.freshness.clone();
-        self.tracker.apply(order.key, outcome).await?;
-        // Observed after the commit: the metric is only fresh once it is served.
+        let anomalies = outcome.anomalies.clone();
+        let applied = self.tracker.apply(order.key, outcome).await?;
+        if applied.merged {
+            // This poll's increments were dropped: the order counts under its other key.
+            self.metrics.order_merged();
+            return Ok(());
+        }
+        // Observed after the commit: the metric is only fresh once it is served, and an
+        // anomaly is reported once, with the poll that found it.
         for f in freshness {
             self.metrics.attempt_counted(f);
+        }
+        for a in anomalies {
+            self.metrics.anomaly(a);
         }
         Ok(())
     }
@@ -159,6 +179,7 @@ impl OrderPoller {
             .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
         self.metrics.backlog(stats.pending, age);
+        self.metrics.quarantined(stats.quarantined);
         Ok(())
     }
 
@@ -202,8 +223,10 @@ impl OrderPoller {
             }
             failures = 0;
             // New orders are first due seconds after intake, so a short tick loses nothing;
-            // sleeping until the next due poll keeps an idle agent idle.
+            // sleeping until the next due poll keeps an idle agent idle. While the store cannot
+            // commit, polling waits for the writer's probe to succeed.
             let wait = match self.tracker.stats().await {
+                _ if !self.tracker.health().can_commit() => Duration::from_secs(1),
                 Ok(stats) => stats
                     .next_due
                     .map(|t| (t - self.clock.now()).to_std().unwrap_or(Duration::ZERO))

@@ -235,6 +235,8 @@ async fn capture_send(
             (_, Some((key, alias))) => orders.push(CapturedOrder {
                 order: NewOrder {
                     key,
+                    // The sink stores `alias` below as the order's other name.
+                    alias: None,
                     flow_id: info.flow_id,
                     submitted_at: Some(st.clock.now()),
                 },

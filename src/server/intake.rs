@@ -34,7 +34,9 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{json_error, reject, unavailable, Rejection, Shared, RETRY_AFTER_SECS};
 use crate::domain::EnqueueReport;
-use crate::intake::{accepted_content_type, parse_orders, IntakeSource, RejectReason, SinkError};
+use crate::intake::{
+    accepted_content_type, parse_orders, IntakeError, IntakeSource, RejectReason, SinkError,
+};
 
 /// Intake admission limits (the `intake.*` settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,23 +219,24 @@ pub(super) async fn intake(
                 state.observer.rejected(RejectReason::Invalid, items);
             }
             tracing::debug!(error = %e, "intake request rejected");
-            let mut body = json!({ "error": e.to_string() });
-            if let Some(index) = e.index() {
-                body["index"] = json!(index);
-            }
-            if let Some(line) = e.line() {
-                body["line"] = json!(line);
-            }
-            if let Some(field) = e.field() {
-                body["field"] = json!(field);
-            }
             return reject(
                 &shared,
                 Rejection::BadRequest,
-                (StatusCode::BAD_REQUEST, Json(body)).into_response(),
+                (StatusCode::BAD_REQUEST, Json(intake_error_body(&e))).into_response(),
             );
         }
     };
+    // What only the sink can judge (a replay older than the duplicate horizon): 400 naming it.
+    if let Err(e) = state.sink.check(&orders) {
+        state
+            .observer
+            .rejected(RejectReason::Invalid, e.rejected_items());
+        return reject(
+            &shared,
+            Rejection::BadRequest,
+            (StatusCode::BAD_REQUEST, Json(intake_error_body(&e))).into_response(),
+        );
+    }
     let n = orders.len() as u64;
     match state.sink.enqueue(orders).await {
         Ok(report) => {
@@ -263,7 +266,8 @@ pub(super) async fn intake(
             reject(
                 &shared,
                 Rejection::Unavailable,
-                unavailable("store unavailable, retry later"),
+                // The store's failure kind and SQLite's message: no order data.
+                unavailable(&format!("{detail}; retry later")),
             )
         }
         Err(SinkError::ShuttingDown) => reject(
@@ -272,4 +276,19 @@ pub(super) async fn intake(
             unavailable("shutting down, retry later"),
         ),
     }
+}
+
+/// `{"error", "index", "line", "field"}` of a refused intake request.
+fn intake_error_body(e: &IntakeError) -> serde_json::Value {
+    let mut body = json!({ "error": e.to_string() });
+    if let Some(index) = e.index() {
+        body["index"] = json!(index);
+    }
+    if let Some(line) = e.line() {
+        body["line"] = json!(line);
+    }
+    if let Some(field) = e.field() {
+        body["field"] = json!(field);
+    }
+    body
 }

@@ -4,7 +4,8 @@
 //! |---|---|
 //! | `GET <telemetry_path>` (default `/metrics`) | the registry in OpenMetrics text |
 //! | `GET /-/healthy` | `200 Healthy` while the process serves |
-//! | `GET /-/ready` | `200 Ready`, or `503 Not ready` until the agent can take orders |
+//! | `GET /-/ready` | `200 Ready` when the store commits and the vendor API answered recently, else `503 Not ready`; the body says why, one line per check |
+//! | `GET /-/ready/intake` | the same for what the intake needs: the store commits (Kubernetes' readiness probe, so a vendor outage does not take every replica out of the intake Service) |
 //! | `GET /` | an HTML landing page with links |
 //! | `POST /api/v1/orders` | intake ([`intake`]) |
 //!
@@ -62,8 +63,16 @@ pub const INTAKE_PATH: &str = "/api/v1/orders";
 pub const HEALTHY_PATH: &str = "/-/healthy";
 /// The readiness route.
 pub const READY_PATH: &str = "/-/ready";
+/// The intake's readiness route.
+pub const INTAKE_READY_PATH: &str = "/-/ready/intake";
 /// Paths the telemetry path must not take.
-pub const RESERVED_PATHS: &[&str] = &["/", HEALTHY_PATH, READY_PATH, INTAKE_PATH];
+pub const RESERVED_PATHS: &[&str] = &[
+    "/",
+    HEALTHY_PATH,
+    READY_PATH,
+    INTAKE_READY_PATH,
+    INTAKE_PATH,
+];
 /// The content type of `GET /metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -180,6 +189,33 @@ impl Default for LandingInfo {
     }
 }
 
+/// The checks behind `/-/ready`: each `Ok(what is fine)` or `Err(why not)`, one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// The store commits (all the intake needs).
+    pub store: Result<String, String>,
+    /// The vendor API answered recently.
+    pub vendor: Result<String, String>,
+}
+
+impl Readiness {
+    /// Both checks pass with `why`.
+    pub fn ready(why: &str) -> Readiness {
+        Readiness {
+            store: Ok(why.to_owned()),
+            vendor: Ok(why.to_owned()),
+        }
+    }
+
+    /// Both checks fail with `why`.
+    pub fn not_ready(why: &str) -> Readiness {
+        Readiness {
+            store: Err(why.to_owned()),
+            vendor: Err(why.to_owned()),
+        }
+    }
+}
+
 /// Everything the routes need; built by the agent from the other stages.
 pub struct ServerState {
     /// Where parsed orders go (the tracker).
@@ -190,8 +226,8 @@ pub struct ServerState {
     pub http: Arc<dyn HttpObserver>,
     /// Renders the registry as OpenMetrics text.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    /// Whether the agent can take orders (the store is open).
-    pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// The readiness checks, evaluated per request.
+    pub ready: Arc<dyn Fn() -> Readiness + Send + Sync>,
     /// Orders tracked now, as of the last backlog refresh (no store query per request).
     pub pending: Arc<dyn Fn() -> u64 + Send + Sync>,
     /// When set, the intake takes `Authorization: Bearer <token>`. An empty token matches
@@ -224,7 +260,7 @@ impl ServerState {
             observer,
             http: Arc::new(NoopHttpObserver),
             render_metrics,
-            ready: Arc::new(|| true),
+            ready: Arc::new(|| Readiness::ready("ok")),
             pending: Arc::new(|| 0),
             intake_token: None,
             web: WebConfigHandle::default(),
@@ -275,6 +311,7 @@ pub fn router(state: ServerState) -> Router {
         .route(telemetry_path.as_str(), get(metrics))
         .route(HEALTHY_PATH, get(healthy))
         .route(READY_PATH, get(ready))
+        .route(INTAKE_READY_PATH, get(intake_ready))
         .route(INTAKE_PATH, post(intake::intake))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), guard))
@@ -489,12 +526,30 @@ async fn healthy() -> &'static str {
     "Healthy"
 }
 
-async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
-    if (shared.state.ready)() {
-        (StatusCode::OK, "Ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Not ready")
+/// `Ready` or `Not ready`, then one line per check.
+fn readiness_answer(checks: &[(&str, &Result<String, String>)]) -> (StatusCode, String) {
+    let ok = checks.iter().all(|(_, r)| r.is_ok());
+    let mut body = String::from(if ok { "Ready\n" } else { "Not ready\n" });
+    for (name, r) in checks {
+        let (Ok(line) | Err(line)) = r;
+        body.push_str(&format!("{name}: {line}\n"));
     }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body)
+}
+
+async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    let r = (shared.state.ready)();
+    readiness_answer(&[("store", &r.store), ("vendor API", &r.vendor)])
+}
+
+async fn intake_ready(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    let r = (shared.state.ready)();
+    readiness_answer(&[("store", &r.store)])
 }
 
 async fn not_found() -> (StatusCode, &'static str) {

@@ -37,6 +37,9 @@ pub struct SimConfig {
     /// true: the simulator plays the end users and verifies codes itself. false: the planned
     /// user actions are handed out by `take_user_actions` for a traffic generator to send.
     pub virtual_users: bool,
+    /// Factor on every delay the simulator plans (reports, call progress, user think time,
+    /// flow waits, as flow/list reports them); 1 is real time.
+    pub time_scale: f64,
 }
 
 impl Default for SimConfig {
@@ -50,6 +53,7 @@ impl Default for SimConfig {
             initial_balance: Decimal::from(DEFAULT_INITIAL_BALANCE),
             chaos: Chaos::default(),
             virtual_users: true,
+            time_scale: 1.0,
         }
     }
 }
@@ -154,7 +158,8 @@ impl FromStr for Scenario {
 }
 
 /// Fault injection knobs. Rates are probabilities per request in `0..=1`; they are applied
-/// independently, in the order timeout, HTTP 500, HTTP 503, `-18`, malformed body.
+/// independently, in the order timeout, HTTP 500, HTTP 503, `-1`, `-18`, malformed body.
+/// Changed at runtime with `Simulator::set_chaos` (a blip: set a rate, later set it back).
 #[derive(Clone, Debug, Default)]
 pub struct Chaos {
     /// Added to every reply (real time, not simulated time).
@@ -165,6 +170,9 @@ pub struct Chaos {
     pub http_503_rate: f64,
     /// Share of requests that hang for [`CHAOS_TIMEOUT_HANG`] and then get HTTP 504.
     pub timeout_rate: f64,
+    /// Share of requests refused with `-1` (authentication failed) although correctly signed:
+    /// a vendor-side auth outage.
+    pub auth_failure_rate: f64,
     /// Share of replies whose JSON body is cut in half (the request *was* processed).
     pub malformed_rate: f64,
     /// The simulator's clock runs this many seconds ahead (negative: behind) of the injected one.
@@ -192,6 +200,8 @@ pub enum SimError {
     NegativeBalance(Decimal),
     #[error("the API key and secret must not be empty")]
     EmptyCredentials,
+    #[error("--sim.time-scale must be between 0.001 and 1000, got {0}")]
+    InvalidTimeScale(f64),
 }
 
 /// Command-line flags of the simulator (`simulate` and `demo` subcommands).
@@ -228,6 +238,12 @@ pub struct SimArgs {
     /// Share (0..1) of API replies with a truncated, unparseable JSON body.
     #[arg(long = "sim.malformed-rate", default_value_t = 0.0)]
     pub malformed_rate: f64,
+    /// Share (0..1) of correctly signed API calls refused with -1 (a vendor auth outage).
+    #[arg(long = "sim.auth-failure-rate", default_value_t = 0.0)]
+    pub auth_failure_rate: f64,
+    /// Factor on every delay the simulator plans (0.1: ten times faster orders); 1 is real time.
+    #[arg(long = "sim.time-scale", default_value_t = 1.0)]
+    pub time_scale: f64,
     /// Seconds the simulated server clock runs ahead (negative: behind) of the real one.
     #[arg(
         long = "sim.clock-offset",
@@ -271,6 +287,9 @@ impl SimArgs {
             .as_deref()
             .map(parse_operator)
             .transpose()?;
+        if !(0.001..=1000.0).contains(&self.time_scale) {
+            return Err(SimError::InvalidTimeScale(self.time_scale));
+        }
         Ok(SimConfig {
             seed: self.seed.unwrap_or_else(rand::random),
             scenario: self.scenario,
@@ -285,11 +304,13 @@ impl SimArgs {
                 http_503_rate: rate("--sim.http-503-rate", self.http_503_rate)?,
                 timeout_rate: rate("--sim.timeout-rate", self.timeout_rate)?,
                 malformed_rate: rate("--sim.malformed-rate", self.malformed_rate)?,
+                auth_failure_rate: rate("--sim.auth-failure-rate", self.auth_failure_rate)?,
                 clock_offset_secs: self.clock_offset,
                 outage_country,
                 outage_operator,
             },
             virtual_users: true,
+            time_scale: self.time_scale,
         })
     }
 }

@@ -17,7 +17,14 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, UNIX_EPOCH};
 
-pub(crate) fn router(sim: Simulator) -> Router {
+/// The gate's state: the simulator, and whether chaos applies on this router.
+#[derive(Clone)]
+struct Gate {
+    sim: Simulator,
+    chaos: bool,
+}
+
+pub(crate) fn router(sim: Simulator, chaos: bool) -> Router {
     Router::new()
         .route("/otp/flow/list", get(flow_list))
         .route("/otp/flow/details/{id}", get(flow_details))
@@ -32,7 +39,13 @@ pub(crate) fn router(sim: Simulator) -> Router {
         )
         .route("/otp/verification/orderId/record", post(record_by_order_id))
         .route("/sms/getBalance", get(get_balance))
-        .route_layer(middleware::from_fn_with_state(sim.clone(), gate))
+        .route_layer(middleware::from_fn_with_state(
+            Gate {
+                sim: sim.clone(),
+                chaos,
+            },
+            gate,
+        ))
         .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found") })
         .layer(middleware::from_fn_with_state(sim.clone(), date_header))
         .with_state(sim)
@@ -72,13 +85,35 @@ enum Fault {
     Timeout,
     Http500,
     Http503,
+    AuthFailure,
     VendorError,
     Malformed,
 }
 
+impl Fault {
+    fn label(self) -> &'static str {
+        match self {
+            Fault::Timeout => "timeout",
+            Fault::Http500 => "http_500",
+            Fault::Http503 => "http_503",
+            Fault::AuthFailure => "auth_failure",
+            Fault::VendorError => "vendor_error",
+            Fault::Malformed => "malformed",
+        }
+    }
+}
+
 /// Chaos first (infrastructure fails before auth), then authentication, then the handler.
-async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
-    let (fault, latency) = roll_chaos(&sim);
+async fn gate(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    let sim = gate.sim;
+    let (fault, latency) = if gate.chaos {
+        roll_chaos(&sim)
+    } else {
+        (None, Duration::ZERO)
+    };
+    if let Some(f) = fault {
+        *sim.lock().faults.entry(f.label()).or_default() += 1;
+    }
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -103,7 +138,13 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
         }
         _ => {}
     }
+    if fault == Some(Fault::AuthFailure) {
+        return reply(Err(SimApiError::new("-1", "Authentication error")));
+    }
     if let Err(e) = authenticate(&sim, req.headers()) {
+        if gate.chaos && e.status == "-16" {
+            *sim.lock().faults.entry("clock_skew").or_default() += 1;
+        }
         return reply(Err(e));
     }
     if fault == Some(Fault::VendorError) {
@@ -140,6 +181,7 @@ fn roll_chaos(sim: &Simulator) -> (Option<Fault>, Duration) {
             Fault::Http503,
             either(chaos.http_503_rate, faults.http_503_rate),
         ),
+        (Fault::AuthFailure, chaos.auth_failure_rate.clamp(0.0, 1.0)),
         (
             Fault::VendorError,
             either(chaos.vendor_error_rate, faults.vendor_error_rate),

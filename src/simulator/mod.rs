@@ -30,6 +30,7 @@ mod http;
 mod plan;
 mod presets;
 mod state;
+mod truth;
 
 pub use config::{
     parse_operator, Chaos, Scenario, SimArgs, SimConfig, SimError, CHAOS_TIMEOUT_HANG,
@@ -39,6 +40,7 @@ pub use presets::{
     country_of, operator_of, preset_flows, random_receiver, CallFailure, CountryPreset,
     OperatorPreset, SimChannel, SimFlow, SimFlowNode, CALL_FAILURES, COUNTRIES,
 };
+pub use truth::{SimAttemptTruth, SimCallTruth, SimOrderTruth, SimSmsTruth};
 
 use crate::clock::SharedClock;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -78,6 +80,7 @@ impl Simulator {
             cfg.chaos,
             cfg.initial_balance,
             cfg.virtual_users,
+            cfg.time_scale,
         );
         Self {
             inner: Arc::new(Inner {
@@ -92,12 +95,40 @@ impl Simulator {
 
     /// The HTTP API (unknown routes answer 404).
     pub fn router(&self) -> axum::Router {
-        http::router(self.clone())
+        http::router(self.clone(), true)
+    }
+
+    /// The same API without chaos (signatures and timestamps are still checked): a test's own
+    /// traffic and oracle use it while the agent under test meets the faults.
+    pub fn router_without_chaos(&self) -> axum::Router {
+        http::router(self.clone(), false)
+    }
+
+    /// Faults injected so far, by kind (`timeout`, `http_500`, `http_503`, `auth_failure`,
+    /// `vendor_error`, `malformed`, `clock_skew`: requests refused with `-16`).
+    pub fn faults(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.lock().faults.clone()
+    }
+
+    /// Whether every order has played out: nothing more will change in any record.
+    pub fn settled(&self) -> bool {
+        self.with_now(|st, now| st.settled(now))
+    }
+
+    /// Every order as the simulator's own state says it is now: the ground truth an agent's
+    /// counters are checked against.
+    pub fn truth(&self) -> Vec<SimOrderTruth> {
+        self.with_now(|st, now| st.truth(now))
     }
 
     /// Serve the API on `listener` until the task is dropped or the server fails.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         axum::serve(listener, self.router()).await
+    }
+
+    /// The chaos knobs in force.
+    pub fn chaos(&self) -> Chaos {
+        self.lock().chaos.clone()
     }
 
     /// Replace the chaos knobs (takes effect on the next request / attempt).

@@ -43,6 +43,69 @@ pub(crate) struct CallPlan {
     pub cost: Decimal,
 }
 
+/// A factor on every delay the simulator plans (queueing, delivery reports, call progress, the
+/// user's think time, flow waits): 1 is real time; the soak test runs at 0.1 so an hour of
+/// traffic fits in minutes. Planned values are drawn first and compressed after, so the same
+/// seed makes the same choices at any scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct TimeScale(pub f64);
+
+impl TimeScale {
+    pub(crate) const REAL: TimeScale = TimeScale(1.0);
+
+    /// `d` scaled, in whole seconds; a positive delay stays at least one second.
+    pub(crate) fn delay(self, d: Duration) -> Duration {
+        if self.0 == 1.0 || d <= Duration::zero() {
+            return d;
+        }
+        let s = (d.num_seconds() as f64 * self.0).round() as i64;
+        Duration::seconds(s.max(1))
+    }
+
+    /// `t`, an offset from `origin`, moved to its scaled offset.
+    fn at(self, origin: DateTime<Utc>, t: DateTime<Utc>) -> DateTime<Utc> {
+        origin + self.delay(t - origin)
+    }
+}
+
+impl SmsPlan {
+    /// The plan with its delays scaled.
+    pub(crate) fn scaled(mut self, k: TimeScale) -> SmsPlan {
+        let send = k.at(self.submit, self.send);
+        self.done = k
+            .at(self.submit, self.done)
+            .max(send + Duration::seconds(1));
+        self.send = send;
+        self
+    }
+}
+
+impl CallPlan {
+    /// The plan with its delays scaled; durations, billed seconds and cost follow the new
+    /// answer and hang-up times, so the record stays self-consistent.
+    pub(crate) fn scaled(mut self, k: TimeScale) -> CallPlan {
+        if k == TimeScale::REAL {
+            return self;
+        }
+        let o = self.submit;
+        self.call = k.at(o, self.call);
+        self.ringing = self.ringing.map(|t| k.at(o, t).max(self.call));
+        self.answer = self
+            .answer
+            .map(|t| k.at(o, t).max(self.ringing.unwrap_or(self.call)));
+        self.hangup = k
+            .at(o, self.hangup)
+            .max(self.answer.or(self.ringing).unwrap_or(self.call) + Duration::seconds(1));
+        if let Some(answer) = self.answer {
+            self.call_duration = (self.hangup - answer).num_seconds();
+            self.charged_duration = billed_seconds(self.call_duration, self.bill_period);
+            self.cost = (self.rate * Decimal::from(self.charged_duration) / Decimal::from(60))
+                .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero);
+        }
+        self
+    }
+}
+
 /// Conditions an SMS attempt is planned under (scenario and chaos already applied).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SmsConditions {

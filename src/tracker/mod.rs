@@ -5,28 +5,59 @@
 //! channel. The writer drains whatever commands are queued and commits them in one transaction
 //! before answering any of them, so an intake request is acknowledged only once its orders are
 //! on disk, and a poll result's state and metric increments land together or not at all.
+//!
+//! The writer also keeps [`StoreHealth`] (whether the store commits; the poller pauses and the
+//! intake answers `503` while it does not), probes a failing store until it commits again,
+//! removes the names of finished orders after the duplicate horizon, and links an order's two
+//! names (docs/design.md §3, §5). If the writer thread ever dies, [`Tracker::stopped`] resolves
+//! and the agent exits so its supervisor restarts it.
 
+mod health;
 pub mod store;
+mod writer;
 
-use crate::accounting::{Next, OrderState, Outcome};
+pub use health::{describe, NoopStoreObserver, StoreFailure, StoreHealth, StoreObserver};
+
+use crate::accounting::Outcome;
 use crate::domain::{EnqueueReport, NewOrder, OrderKey};
-use crate::intake::{OrderSink, SinkError};
-use crate::ledger::{SeriesKey, SharedLedger, Update};
+use crate::intake::{IntakeError, OrderSink, SinkError};
+use crate::ledger::{SharedLedger, Update};
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
-use std::collections::BTreeSet;
-use store::{Store, StoreError, StoredOrder};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use store::{Quarantined, Store, StoreError, StoreErrorKind, StoredOrder};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Commands batched into one transaction at most.
 const MAX_BATCH: usize = 512;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TrackerError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store failed (for a batch: the commit, so nothing in it was acknowledged).
+    #[error("{}", .failure.reason())]
+    Store { failure: StoreFailure },
     #[error("the tracker has stopped")]
     Stopped,
+}
+
+impl TrackerError {
+    fn store(e: &StoreError, at: DateTime<Utc>) -> TrackerError {
+        TrackerError::Store {
+            failure: StoreFailure {
+                kind: e.kind(),
+                message: e.to_string(),
+                since: at,
+            },
+        }
+    }
+
+    /// The store's failure kind, when the store failed.
+    pub fn kind(&self) -> Option<StoreErrorKind> {
+        match self {
+            TrackerError::Store { failure } => Some(failure.kind),
+            TrackerError::Stopped => None,
+        }
+    }
 }
 
 /// Tracker settings.
@@ -36,7 +67,9 @@ pub struct TrackerConfig {
     pub sampling_ratio: f64,
     /// First poll after submit.
     pub first_delay: Duration,
-    /// How long keys of finished orders are remembered to reject late duplicates.
+    /// How long the names of finished orders are remembered to reject late duplicates; a
+    /// `submittedAt` older than this is refused at intake (such a replay could be counted
+    /// twice).
     pub dedupe_window: Duration,
 }
 
@@ -48,8 +81,9 @@ impl From<&crate::config::Config> for TrackerConfig {
         TrackerConfig {
             sampling_ratio: cfg.sampling.ratio.get(),
             first_delay: d(cfg.poll.first_delay),
-            // A duplicate can arrive as long as its order could still be tracked; a day at
-            // least covers clients that retry the next morning.
+            // A duplicate can arrive as long as its order could still be tracked (an attempt
+            // running at max age is followed for up to max age more); a day at least covers
+            // clients that retry the next morning.
             dedupe_window: (max_age * 2).max(Duration::hours(24)),
         }
     }
@@ -66,12 +100,23 @@ impl Default for TrackerConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Stats {
     pub pending: u64,
+    /// Intake time of the oldest pending order.
     pub oldest_created: Option<DateTime<Utc>>,
     pub next_due: Option<DateTime<Utc>>,
+    /// Rows moved to the quarantine table.
+    pub quarantined: Quarantined,
 }
 
 /// A due order handed to the poller.
 pub type DueOrder = StoredOrder;
+
+/// What committing one poll's outcome did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The record linked this order to another one tracked under its other key: this one was
+    /// merged into it (its increments of this poll were dropped; the other counts the order).
+    pub merged: bool,
+}
 
 enum Cmd {
     Enqueue {
@@ -85,7 +130,7 @@ enum Cmd {
         key: OrderKey,
         outcome: Box<Outcome>,
         now: DateTime<Utc>,
-        reply: oneshot::Sender<Result<(), TrackerError>>,
+        reply: oneshot::Sender<Result<Applied, TrackerError>>,
     },
     PollSoon {
         key: OrderKey,
@@ -100,6 +145,9 @@ enum Cmd {
     Stats {
         reply: oneshot::Sender<Result<Stats, TrackerError>>,
     },
+    /// Makes the writer panic: the supervision tests' stand-in for a bug.
+    #[cfg(test)]
+    Panic,
 }
 
 /// Handle to the tracker's writer thread.
@@ -107,6 +155,10 @@ enum Cmd {
 pub struct Tracker {
     tx: mpsc::Sender<Cmd>,
     clock: crate::clock::SharedClock,
+    health: StoreHealth,
+    /// Set once, to why the writer thread ended.
+    exit: watch::Receiver<Option<String>>,
+    dedupe_window: Duration,
 }
 
 /// Whether an order key falls inside the sample. Deterministic across restarts and replicas.
@@ -120,19 +172,64 @@ pub fn sampled_in(key: &OrderKey, ratio: f64) -> bool {
 
 impl Tracker {
     /// Starts the writer thread over an opened store and the ledger loaded from it; the
-    /// writer becomes the ledger's only writer.
+    /// writer becomes the ledger's only writer. Store failures are not reported anywhere but
+    /// [`Tracker::health`] (tests, benchmarks).
     pub fn start(
         store: Store,
         ledger: SharedLedger,
         cfg: TrackerConfig,
         clock: crate::clock::SharedClock,
     ) -> Tracker {
+        Self::start_observed(store, ledger, cfg, clock, Arc::new(NoopStoreObserver))
+    }
+
+    /// [`Tracker::start`], reporting each store failure to `observer`.
+    pub fn start_observed(
+        store: Store,
+        ledger: SharedLedger,
+        cfg: TrackerConfig,
+        clock: crate::clock::SharedClock,
+        observer: Arc<dyn StoreObserver>,
+    ) -> Tracker {
         let (tx, rx) = mpsc::channel(4096);
+        let (exit_tx, exit) = watch::channel(None);
+        let health = StoreHealth::default();
+        let dedupe_window = cfg.dedupe_window;
+        let writer = writer::Writer {
+            store,
+            ledger,
+            cfg,
+            clock: clock.clone(),
+            health: health.clone(),
+            observer,
+        };
         std::thread::Builder::new()
             .name("tracker-writer".into())
-            .spawn(move || writer(store, ledger, cfg, rx))
+            .spawn(move || {
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    writer.run(rx);
+                }));
+                let reason = match run {
+                    Ok(()) => "its command channel closed".to_owned(),
+                    Err(panic) => {
+                        let msg = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        format!("it panicked: {msg}")
+                    }
+                };
+                let _ = exit_tx.send(Some(reason));
+            })
             .expect("spawning the tracker thread");
-        Tracker { tx, clock }
+        Tracker {
+            tx,
+            clock,
+            health,
+            exit,
+            dedupe_window,
+        }
     }
 
     async fn call<T>(
@@ -175,8 +272,9 @@ impl Tracker {
         self.call(|reply| Cmd::PollSoon { key, at, reply }).await
     }
 
-    /// Commits one poll's outcome: new state (or forgetting) and its metric updates together.
-    pub async fn apply(&self, key: OrderKey, outcome: Outcome) -> Result<(), TrackerError> {
+    /// Commits one poll's outcome: new state (or forgetting) and its metric updates together;
+    /// when the outcome names an alias of another pending order, merges the two instead.
+    pub async fn apply(&self, key: OrderKey, outcome: Outcome) -> Result<Applied, TrackerError> {
         let now = self.clock.now();
         self.call(|reply| Cmd::Apply {
             key,
@@ -199,9 +297,42 @@ impl Tracker {
     pub async fn stats(&self) -> Result<Stats, TrackerError> {
         self.call(|reply| Cmd::Stats { reply }).await
     }
+
+    /// Whether the store commits.
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
+    }
+
+    /// Resolves when the writer thread has ended, with why. The agent cannot work without it:
+    /// it exits non-zero so that its supervisor (systemd, Kubernetes) restarts it.
+    pub async fn stopped(&self) -> String {
+        self.on_exit().await
+    }
+
+    /// [`Tracker::stopped`] without holding the tracker: the writer also ends, normally, once
+    /// every handle is dropped, and this says when it has (and the store is closed).
+    pub fn on_exit(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut exit = self.exit.clone();
+        async move {
+            let reason = match exit.wait_for(Option::is_some).await {
+                Ok(reason) => reason.clone().unwrap_or_default(),
+                Err(_) => "its exit was not reported".into(),
+            };
+            reason
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) async fn crash_for_test(&self) {
+        let _ = self.tx.send(Cmd::Panic).await;
+    }
 }
 
 impl OrderSink for Tracker {
+    fn check(&self, orders: &[NewOrder]) -> Result<(), IntakeError> {
+        crate::intake::refuse_replays(orders, self.clock.now(), self.dedupe_window)
+    }
+
     fn enqueue(
         &self,
         orders: Vec<NewOrder>,
@@ -219,7 +350,15 @@ impl crate::proxy::CaptureSink for Tracker {
     ) -> BoxFuture<'static, Result<EnqueueReport, SinkError>> {
         let this = self.clone();
         Box::pin(async move {
-            let orders = orders.into_iter().map(|c| c.order).collect();
+            // Both names are known from the start (the send request's orderId, the reply's
+            // verificationId): a later intake or verify under either names this one order.
+            let orders = orders
+                .into_iter()
+                .map(|c| NewOrder {
+                    alias: c.alias.map(|k| k.alias()).or(c.order.alias),
+                    ..c.order
+                })
+                .collect();
             this.enqueue_counted(orders, counts)
                 .await
                 .map_err(sink_error)
@@ -239,269 +378,5 @@ fn sink_error(e: TrackerError) -> SinkError {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn writer(mut store: Store, ledger: SharedLedger, cfg: TrackerConfig, mut rx: mpsc::Receiver<Cmd>) {
-    let mut last_prune: Option<i64> = None;
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(cmd) => batch.push(cmd),
-                Err(_) => break,
-            }
-        }
-        let (writes, reads): (Vec<Cmd>, Vec<Cmd>) = batch.into_iter().partition(|c| {
-            matches!(
-                c,
-                Cmd::Enqueue { .. } | Cmd::Apply { .. } | Cmd::PollSoon { .. }
-            )
-        });
-        if !writes.is_empty() {
-            let now = writes
-                .iter()
-                .map(|c| match c {
-                    Cmd::Enqueue { now, .. }
-                    | Cmd::Apply { now, .. }
-                    | Cmd::PollSoon { at: now, .. } => ms(*now),
-                    _ => i64::MIN,
-                })
-                .max()
-                .unwrap_or(0);
-            let prune = (last_prune.is_none_or(|at| now.saturating_sub(at) > 60_000)).then(|| {
-                last_prune = Some(now);
-                now - cfg.dedupe_window.num_milliseconds()
-            });
-            write_batch(&mut store, &ledger, &cfg, writes, prune);
-        }
-        for cmd in reads {
-            match cmd {
-                Cmd::Due { now, limit, reply } => {
-                    let _ = reply.send(store.due(ms(now), limit).map_err(Into::into));
-                }
-                Cmd::Stats { reply } => {
-                    let stats = store.stats().and_then(|(pending, oldest)| {
-                        Ok(Stats {
-                            pending,
-                            oldest_created: oldest.and_then(|s| DateTime::from_timestamp(s, 0)),
-                            next_due: store.next_due()?.and_then(DateTime::from_timestamp_millis),
-                        })
-                    });
-                    let _ = reply.send(stats.map_err(Into::into));
-                }
-                _ => unreachable!("partitioned above"),
-            }
-        }
-    }
-}
-
-enum Reply {
-    Enqueue(
-        oneshot::Sender<Result<EnqueueReport, TrackerError>>,
-        EnqueueReport,
-    ),
-    Done(oneshot::Sender<Result<(), TrackerError>>),
-}
-
-fn write_batch(
-    store: &mut Store,
-    ledger: &SharedLedger,
-    cfg: &TrackerConfig,
-    writes: Vec<Cmd>,
-    prune_before: Option<i64>,
-) {
-    let mut replies = Vec::with_capacity(writes.len());
-    let mut touched: BTreeSet<SeriesKey> = BTreeSet::new();
-    // Held until the commit (or the reload after a failed one), so a scrape never serves an
-    // increment that is not on disk: a served value that later vanished would look like a
-    // counter reset to Prometheus. Scrapes wait at most one commit.
-    let mut l = ledger.write().unwrap_or_else(|e| e.into_inner());
-    let result = (|| -> Result<(), StoreError> {
-        let tx = store.transaction()?;
-        for cmd in writes {
-            match cmd {
-                Cmd::Enqueue {
-                    orders,
-                    counts,
-                    now,
-                    reply,
-                } => {
-                    if !counts.is_empty() {
-                        touched.extend(l.apply(&counts));
-                    }
-                    let mut report = EnqueueReport::default();
-                    for o in orders {
-                        if !sampled_in(&o.key, cfg.sampling_ratio) {
-                            report.sampled_out += 1;
-                            continue;
-                        }
-                        let created = o.submitted_at.unwrap_or(now).min(now);
-                        let state = OrderState::new(o.key.app_id(), o.flow_id, created);
-                        let first = (created + cfg.first_delay).max(now);
-                        if tx.insert_order(&o.key, &state, ms(first))? {
-                            report.accepted += 1;
-                        } else {
-                            report.duplicates += 1;
-                        }
-                    }
-                    replies.push(Reply::Enqueue(reply, report));
-                }
-                Cmd::Apply {
-                    key,
-                    outcome,
-                    now,
-                    reply,
-                } => {
-                    match outcome.next {
-                        Next::PollAt(at) => tx.update_order(&key, &outcome.state, ms(at))?,
-                        Next::Forget => tx.forget_order(&key, ms(now))?,
-                    }
-                    if !outcome.updates.is_empty() {
-                        touched.extend(l.apply(&outcome.updates));
-                    }
-                    replies.push(Reply::Done(reply));
-                }
-                Cmd::PollSoon { key, at, reply } => {
-                    tx.poll_soon(&key, ms(at))?;
-                    replies.push(Reply::Done(reply));
-                }
-                _ => {}
-            }
-        }
-        for k in &touched {
-            // A touched key the ledger no longer has was removed by its series budget.
-            match l.get(k) {
-                Some(v) => tx.put_series(k, v)?,
-                None => tx.delete_series(k)?,
-            }
-        }
-        if let Some(before) = prune_before {
-            tx.prune_forgotten(before)?;
-        }
-        tx.commit()
-    })();
-    if result.is_err() && !touched.is_empty() {
-        // Memory is ahead of disk now: the disk is the truth, reload it before anyone reads.
-        match store.load_ledger() {
-            Ok(fresh) => *l = fresh,
-            Err(e) => tracing::error!(error = %e, "reloading the ledger failed"),
-        }
-    }
-    drop(l);
-    match result {
-        Ok(()) => {
-            for r in replies {
-                match r {
-                    Reply::Enqueue(tx, report) => {
-                        let _ = tx.send(Ok(report));
-                    }
-                    Reply::Done(tx) => {
-                        let _ = tx.send(Ok(()));
-                    }
-                }
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "store transaction failed; nothing in it was acknowledged");
-            let msg = e.to_string();
-            for r in replies {
-                let err = || TrackerError::Store(StoreError::Corrupt(msg.clone()));
-                match r {
-                    Reply::Enqueue(tx, _) => {
-                        let _ = tx.send(Err(err()));
-                    }
-                    Reply::Done(tx) => {
-                        let _ = tx.send(Err(err()));
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::{Clock, ManualClock};
-    use crate::ledger::{Ledger, OrderLabels, OrderOutcome, Update};
-    use std::sync::Arc;
-
-    fn order(i: usize) -> NewOrder {
-        NewOrder {
-            key: OrderKey::Order {
-                app_id: "app1".into(),
-                order_id: format!("o{i}"),
-            },
-            flow_id: None,
-            submitted_at: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn enqueue_dedupes_and_due_follows_first_delay() {
-        let clock = ManualClock::new(DateTime::from_timestamp(1_700_000_000, 0).unwrap());
-        let tracker = Tracker::start(
-            Store::in_memory().unwrap(),
-            Ledger::new().shared(),
-            TrackerConfig::default(),
-            Arc::new(clock.clone()),
-        );
-        let r = tracker
-            .enqueue(vec![order(1), order(2), order(1)])
-            .await
-            .unwrap();
-        assert_eq!((r.accepted, r.duplicates), (2, 1));
-        assert!(tracker.due(clock.now(), 10).await.unwrap().is_empty());
-        let due = tracker
-            .due(clock.now() + Duration::seconds(5), 10)
-            .await
-            .unwrap();
-        assert_eq!(due.len(), 2);
-        let outcome = Outcome {
-            state: due[0].state.clone(),
-            updates: vec![Update::Order(OrderLabels {
-                app_id: "app1".into(),
-                flow_id: "none".into(),
-                country: "ID".into(),
-                outcome: OrderOutcome::Delivered,
-            })],
-            next: Next::Forget,
-            freshness: Vec::new(),
-        };
-        tracker.apply(due[0].key.clone(), outcome).await.unwrap();
-        let stats = tracker.stats().await.unwrap();
-        assert_eq!(stats.pending, 1);
-        let r = tracker
-            .enqueue(
-                vec![due[0].key.clone()]
-                    .into_iter()
-                    .map(|key| NewOrder {
-                        key,
-                        flow_id: None,
-                        submitted_at: None,
-                    })
-                    .collect(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            r.duplicates, 1,
-            "a finished order resubmitted is still a duplicate"
-        );
-    }
-
-    #[test]
-    fn sampling_is_deterministic_and_close_to_ratio() {
-        let n = (0..20_000)
-            .filter(|i| sampled_in(&order(*i).key, 0.25))
-            .count();
-        assert!((4_500..5_500).contains(&n), "{n}");
-        assert_eq!(
-            sampled_in(&order(7).key, 0.25),
-            sampled_in(&order(7).key, 0.25)
-        );
-        assert!(sampled_in(&order(7).key, 1.0));
-    }
-}
+mod tests;

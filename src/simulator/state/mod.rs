@@ -10,7 +10,7 @@
 //! moment the balance fell by exactly the sum of the `pay` and `cost` values the records show.
 
 use super::config::{Chaos, Scenario};
-use super::plan::{self};
+use super::plan::{self, TimeScale};
 use super::presets::{self, SimChannel, SimFlow, SimFlowNode};
 use super::UserAction;
 use crate::api::model::StepTrigger;
@@ -80,12 +80,12 @@ fn visible(t: DateTime<Utc>, now: DateTime<Utc>) -> Value {
     }
 }
 
-fn flow_json(f: &SimFlow) -> Value {
+fn flow_json(f: &SimFlow, k: TimeScale) -> Value {
     json!({
         "flowId": f.id,
         "name": f.name,
         "flow": f.nodes.iter().map(|n| json!({
-            "waitingTime": n.waiting_time,
+            "waitingTime": scaled_wait(n, k).num_seconds(),
             "status": n.trigger.code(),
             "channel": n.channel.as_str(),
             "channelCut": n.channel_cut,
@@ -99,6 +99,9 @@ pub(crate) struct State {
     pub scenario: Scenario,
     virtual_users: bool,
     pub chaos: Chaos,
+    time_scale: TimeScale,
+    /// Faults injected so far, by kind (the soak test's figures).
+    pub faults: BTreeMap<&'static str, u64>,
     /// Drives chaos decisions (independent of the order RNGs).
     pub chaos_rng: ChaCha8Rng,
     pub balance: Decimal,
@@ -119,6 +122,7 @@ impl State {
         chaos: Chaos,
         balance: Decimal,
         virtual_users: bool,
+        time_scale: f64,
     ) -> Self {
         let flows: BTreeMap<i64, SimFlow> = presets::preset_flows()
             .into_iter()
@@ -129,6 +133,8 @@ impl State {
             scenario,
             virtual_users,
             chaos,
+            time_scale: TimeScale(time_scale),
+            faults: BTreeMap::new(),
             chaos_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xC4A0_5C4A_05C4_A05C),
             balance,
             next_flow_id: flows.keys().max().copied().unwrap_or(0) + 1,
@@ -151,6 +157,7 @@ impl State {
             outbox,
             orders,
             active,
+            time_scale,
             ..
         } = self;
         let mut env = Env {
@@ -159,6 +166,7 @@ impl State {
             balance,
             virtual_users: *virtual_users,
             outbox,
+            time_scale: *time_scale,
         };
         active.retain(|&i| orders[i].advance(now, &mut env));
     }
@@ -231,6 +239,7 @@ impl State {
                 balance: &mut self.balance,
                 virtual_users: self.virtual_users,
                 outbox: &mut self.outbox,
+                time_scale: self.time_scale,
             };
             order.start_attempt(0, now, &mut env);
             if order.advance(now, &mut env) {
@@ -289,13 +298,16 @@ impl State {
     }
 
     pub fn flow_list(&self) -> SimResult {
-        Ok(Value::Array(self.flows.values().map(flow_json).collect()))
+        let k = self.time_scale;
+        Ok(Value::Array(
+            self.flows.values().map(|f| flow_json(f, k)).collect(),
+        ))
     }
 
     pub fn flow_details(&self, id: i64) -> SimResult {
         self.flows
             .get(&id)
-            .map(flow_json)
+            .map(|f| flow_json(f, self.time_scale))
             .ok_or_else(SimApiError::not_found)
     }
 
@@ -306,7 +318,7 @@ impl State {
         let id = self.next_flow_id;
         self.next_flow_id += 1;
         let flow = SimFlow { id, name, nodes };
-        let reply = flow_json(&flow);
+        let reply = flow_json(&flow, self.time_scale);
         self.flows.insert(id, flow);
         Ok(reply)
     }
@@ -319,9 +331,21 @@ impl State {
             return Err(SimApiError::new("-20", "Data already exists"));
         }
         let flow = SimFlow { id, name, nodes };
-        let reply = flow_json(&flow);
+        let reply = flow_json(&flow, self.time_scale);
         self.flows.insert(id, flow);
         Ok(reply)
+    }
+
+    /// Whether every order has played out: no attempt, user action or flow step to come.
+    pub fn settled(&mut self, now: DateTime<Utc>) -> bool {
+        self.advance(now);
+        self.active.is_empty()
+    }
+
+    /// What each order is by `now`, from the simulator's own state (not its replies).
+    pub fn truth(&mut self, now: DateTime<Utc>) -> Vec<super::SimOrderTruth> {
+        self.advance(now);
+        self.orders.iter().map(|o| o.truth(now)).collect()
     }
 }
 

@@ -2,7 +2,7 @@
 //! user's behaviour, and the record JSON the vendor would show at a given time.
 
 use super::super::config::{Chaos, Scenario};
-use super::super::plan::{self, CallPlan, PlannedAction, SmsConditions, SmsPlan};
+use super::super::plan::{self, CallPlan, PlannedAction, SmsConditions, SmsPlan, TimeScale};
 use super::super::presets::{CountryPreset, OperatorPreset, SimChannel, SimFlowNode};
 use super::super::UserAction;
 use super::{fmt_money, fmt_time, visible};
@@ -66,6 +66,11 @@ impl Attempt {
     }
 }
 
+/// A flow node's waiting time at the simulator's time scale (what flow/list reports too).
+pub(crate) fn scaled_wait(node: &SimFlowNode, k: TimeScale) -> Duration {
+    k.delay(Duration::seconds(i64::from(node.waiting_time)))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Event {
     Charge(usize),
@@ -81,6 +86,7 @@ pub(super) struct Env<'a> {
     pub(super) balance: &'a mut Decimal,
     pub(super) virtual_users: bool,
     pub(super) outbox: &'a mut Vec<UserAction>,
+    pub(super) time_scale: TimeScale,
 }
 
 #[derive(Clone, Debug)]
@@ -146,20 +152,15 @@ impl Order {
         let kind = match self.nodes[node].channel {
             SimChannel::Sms => {
                 let cond = sms_conditions(env.scenario, env.chaos, self.country, self.operator);
-                AttemptKind::Sms(plan::plan_sms(
-                    &mut self.rng,
-                    self.country,
-                    self.operator,
-                    at,
-                    cond,
-                ))
+                AttemptKind::Sms(
+                    plan::plan_sms(&mut self.rng, self.country, self.operator, at, cond)
+                        .scaled(env.time_scale),
+                )
             }
-            SimChannel::Call => AttemptKind::Call(plan::plan_call(
-                &mut self.rng,
-                self.country,
-                self.operator,
-                at,
-            )),
+            SimChannel::Call => AttemptKind::Call(
+                plan::plan_call(&mut self.rng, self.country, self.operator, at)
+                    .scaled(env.time_scale),
+            ),
         };
         self.attempts.push(Attempt {
             node,
@@ -168,7 +169,7 @@ impl Order {
             settled: false,
         });
         self.decision_at = (node + 1 < self.nodes.len())
-            .then(|| at + Duration::seconds(i64::from(self.nodes[node].waiting_time)));
+            .then(|| at + scaled_wait(&self.nodes[node], env.time_scale));
     }
 
     pub(super) fn next_event(&self) -> Option<(DateTime<Utc>, Event)> {
@@ -210,7 +211,12 @@ impl Order {
                     {
                         let p = verify_prob(env.scenario, self.country);
                         let actions = plan::plan_user(&mut self.rng, t, &self.code, p);
-                        self.pending_user.extend(actions);
+                        let k = env.time_scale;
+                        self.pending_user
+                            .extend(actions.into_iter().map(|a| PlannedAction {
+                                at: t + k.delay(a.at - t),
+                                code: a.code,
+                            }));
                     }
                 }
                 Event::User => {
@@ -355,4 +361,63 @@ pub(super) fn call_json(c: &CallPlan, now: DateTime<Utc>) -> Value {
         "rate": fmt_money(c.rate),
         "cost": fmt_money(if over { c.cost } else { Decimal::ZERO }),
     })
+}
+
+impl Order {
+    /// The order as the simulator knows it at `now` (after `advance(now)`).
+    pub(super) fn truth(&self, now: DateTime<Utc>) -> super::super::SimOrderTruth {
+        use super::super::truth::{SimAttemptTruth, SimCallTruth, SimSmsTruth};
+        let attempts = self
+            .visible_attempts(now)
+            .map(|a| {
+                let ended = a.settles_at() <= now;
+                let (sms, call) = match &a.kind {
+                    AttemptKind::Sms(s) => (
+                        Some(SimSmsTruth {
+                            send: s.send,
+                            done: s.done,
+                            mcc: s.mcc,
+                            mnc: s.mnc,
+                            charge_cnt: s.charge_cnt,
+                            pay: s.pay,
+                            reason: s.reason,
+                        }),
+                        None,
+                    ),
+                    AttemptKind::Call(c) => (
+                        None,
+                        Some(SimCallTruth {
+                            termination_code: c.termination_code,
+                            termination_reason: c.termination_reason,
+                            answer: c.answer,
+                            hangup: c.hangup,
+                            call_duration: c.call_duration,
+                            charged_duration: c.charged_duration,
+                            cost: c.cost,
+                        }),
+                    ),
+                };
+                SimAttemptTruth {
+                    channel: a.channel().as_str(),
+                    submit: a.start(),
+                    ended,
+                    reached_user: ended && a.reached_user(),
+                    sms,
+                    call,
+                }
+            })
+            .collect();
+        super::super::SimOrderTruth {
+            app_id: self.app_id.clone(),
+            order_id: self.order_id.clone(),
+            verification_id: self.verification_id.clone(),
+            flow_id: self.flow_id,
+            receiver: self.to.clone(),
+            attempts,
+            matched: self.matched,
+            verified_at: self.verified_date,
+            channel: self.channel().as_str(),
+            settled: self.next_event().is_none(),
+        }
+    }
 }

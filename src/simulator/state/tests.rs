@@ -7,7 +7,14 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn state(seed: u64, scenario: Scenario, chaos: Chaos, virtual_users: bool) -> State {
-    State::new(seed, scenario, chaos, Decimal::from(5000), virtual_users)
+    State::new(
+        seed,
+        scenario,
+        chaos,
+        Decimal::from(5000),
+        virtual_users,
+        1.0,
+    )
 }
 
 fn req(to: &str, flow_id: Option<i64>, order_id: &str) -> SimSendRequest {
@@ -213,7 +220,7 @@ fn sms_pumping_numbers_deliver_but_do_not_verify() {
 #[test]
 fn balance_falls_by_every_charge_and_blocks_sends_at_zero() {
     let start = Decimal::new(10, 2);
-    let mut st = State::new(2, Scenario::Normal, Chaos::default(), start, true);
+    let mut st = State::new(2, Scenario::Normal, Chaos::default(), start, true, 1.0);
     let pay = |st: &State, i: usize| match &st.orders[i].attempts[0].kind {
         AttemptKind::Sms(s) => s.pay,
         AttemptKind::Call(_) => unreachable!(),
