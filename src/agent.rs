@@ -356,6 +356,8 @@ mod tests {
         cfg.storage.path = dir.path().to_path_buf();
         // Nothing listens there: the pollers fail, which is beside the point.
         cfg.api.base_url = "http://127.0.0.1:9".parse().unwrap();
+        // Loopback: an open intake is allowed there.
+        cfg.web.listen_address = "127.0.0.1:0".parse().unwrap();
         let agent = Agent::build(cfg, Credentials::new("k", "s"), crate::clock::system()).unwrap();
         let tracker = agent.tracker.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
