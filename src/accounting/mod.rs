@@ -14,7 +14,10 @@
 //! One poll, in the shape of the problem: [`lifecycle`] computes once what the record says
 //! (attempts, delivery, verification, flow step, window, age); [`increments`] counts what became
 //! countable; [`verdict`] decides whether the order is final and how it ended; [`schedule`]
-//! places the next poll.
+//! places the next poll: by default [`freshness`] (polls placed at the quantiles of the delay
+//! distributions [`estimate`] learns from what the agent has seen, to meet
+//! `--poll.freshness-target`), or the fixed intervals of `--poll.interval` when the target is
+//! 0.
 
 use crate::api::model::{Flow, OrderRecord};
 use crate::config::{Config, HumanDuration};
@@ -26,12 +29,17 @@ use increments::OrderLabelsBase;
 use lifecycle::Lifecycle;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use verdict::{verdict, Verdict};
 
+mod estimate;
+mod freshness;
 mod increments;
 mod lifecycle;
 mod schedule;
 mod verdict;
+
+pub use estimate::{delay_samples, DelayKind, DelaySample, Delays};
 
 /// What the tracker remembers about an order between polls. No phone number, ever.
 ///
@@ -93,6 +101,12 @@ pub struct Settings {
     pub max_age: Duration,
     /// Polls that may find no record before the order counts as `not_found`.
     pub not_found_retries: u32,
+    /// The p95 delay accepted between an attempt's end and its metric; `None`: the fixed
+    /// intervals above place the polls instead.
+    pub freshness_target: Option<Duration>,
+    /// The delay distributions the freshness scheduler places polls by, fed by the poller
+    /// (see [`delay_samples`]). Clones of the settings share them.
+    pub delays: Arc<Delays>,
 }
 
 impl From<&Config> for Settings {
@@ -106,6 +120,8 @@ impl From<&Config> for Settings {
             verify_window: d(cfg.tracking.verify_window),
             max_age: d(cfg.tracking.max_age),
             not_found_retries: cfg.tracking.not_found_retries,
+            freshness_target: Some(d(cfg.poll.freshness_target)).filter(|t| *t > Duration::zero()),
+            delays: Arc::default(),
         }
     }
 }
@@ -135,8 +151,24 @@ impl Settings {
         if self.max_age <= self.verify_window {
             return Err("max_age must be longer than verify_window".into());
         }
+        if self.freshness_target.is_some_and(|t| t <= Duration::zero()) {
+            return Err("freshness_target must be above 0 (or unset)".into());
+        }
         Ok(())
     }
+
+    /// How long after submit a new order is first polled.
+    pub fn first_poll_delay(&self) -> Duration {
+        match self.freshness_target {
+            Some(target) => freshness::first_poll(self, target),
+            None => self.first_delay,
+        }
+    }
+}
+
+/// How long after submit a new order is first polled (the tracker's first schedule).
+pub fn first_poll_delay(cfg: &Settings) -> Duration {
+    cfg.first_poll_delay()
 }
 
 /// What to do with the order after this poll.

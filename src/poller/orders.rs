@@ -122,6 +122,9 @@ impl OrderPoller {
                 match accounted {
                     Ok(outcome) => {
                         self.metrics.poll_finished(PollResult::Ok);
+                        let learnt =
+                            accounting::delay_samples(&order.state, &record, &outcome.state);
+                        self.settings.delays.learn(&learnt);
                         outcome
                     }
                     Err(_) => {
@@ -142,10 +145,17 @@ impl OrderPoller {
             }
         };
         let freshness = outcome.freshness.clone();
+        let finalised = outcome
+            .updates
+            .iter()
+            .any(|u| matches!(u, crate::ledger::Update::Order(_)));
         self.tracker.apply(order.key, outcome).await?;
         // Observed after the commit: the metric is only fresh once it is served.
         for f in freshness {
             self.metrics.attempt_counted(f);
+        }
+        if finalised {
+            self.metrics.order_finalised();
         }
         Ok(())
     }
