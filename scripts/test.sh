@@ -12,6 +12,7 @@ trap 'rm -f "$log"' EXIT
 # Criterion benches (harness = false) reject libtest flags such as --test-threads, so they get
 # their own run first, which executes each benchmark once as a smoke test.
 cargo test --locked --bench pipeline
+cargo test --locked --bench polling
 cargo test --locked --lib --bins --tests --examples -- --test-threads="${TEST_THREADS:-2}" 2>&1 \
     | tee "$log"
 
