@@ -306,6 +306,39 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_teaches_the_run_time_of_what_it_counted_and_the_time_to_verify() {
+        use crate::accounting::{on_record, FlowCatalog, Settings};
+        use crate::api::model::Envelope;
+        let rec: Envelope<OrderRecord> = serde_json::from_value(serde_json::json!({"status":"0","data":{
+            "verifications":{"matched":0,"verifiedDate":"2024-05-14T10:00:40+08:00","oriReceiver":"6281234567890"},
+            "sms":[{"submitTm":"2024-05-14T10:00:00+08:00","doneTm":"2024-05-14T10:00:06+08:00","status":0}]}}))
+        .unwrap();
+        let rec = rec.data.unwrap();
+        let cfg = Settings::default();
+        let created = chrono::DateTime::from_timestamp(1_715_652_000, 0).unwrap(); // 02:00:00Z
+        let st = OrderState::new("app1", None, created);
+        let now = created + chrono::Duration::seconds(45);
+        let out = on_record(&st, &rec, &FlowCatalog::new(), now, &cfg);
+        let samples = delay_samples(&st, &rec, &out.state);
+        let sample = |kind, secs| DelaySample {
+            country: Some("ID".into()),
+            channel: Channel::Sms,
+            kind,
+            secs,
+        };
+        assert_eq!(
+            samples,
+            vec![
+                sample(DelayKind::AttemptEnd, 6.0),
+                sample(DelayKind::Verify, 34.0)
+            ]
+        );
+        // Polling the same record again teaches nothing new.
+        let again = on_record(&out.state, &rec, &FlowCatalog::new(), now, &cfg);
+        assert!(delay_samples(&out.state, &rec, &again.state).is_empty());
+    }
+
+    #[test]
     fn the_prior_is_a_log_normal() {
         let h = Histogram::lognormal(8.0, 1.0, 100.0);
         assert!((h.quantile(0.5) - 8.0).abs() < 0.7, "{}", h.quantile(0.5));
