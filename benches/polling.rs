@@ -292,7 +292,7 @@ fn run(scenario: Scenario, schedule: Schedule, n: usize, rate: f64, seed: u64) -
 fn main() {
     // `cargo bench` passes --bench; `cargo test --bench polling` does not: a smoke size then.
     let full = std::env::args().any(|a| a == "--bench");
-    let (n, rate) = if full { (6000, 5.0) } else { (250, 5.0) };
+    let (n, rate) = if full { (3000, 5.0) } else { (250, 5.0) };
     let seed = 9;
     let schedules = [
         Schedule::Current,
