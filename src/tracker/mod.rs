@@ -384,7 +384,7 @@ mod tests {
         assert_eq!((r.accepted, r.duplicates), (2, 1));
         assert!(tracker.due(clock.now(), 10).await.unwrap().is_empty());
         let due = tracker
-            .due(clock.now() + Duration::seconds(5), 10)
+            .due(clock.now() + TrackerConfig::default().first_delay, 10)
             .await
             .unwrap();
         assert_eq!(due.len(), 2);
