@@ -47,7 +47,7 @@ agent() { # name, extra flags... -> sets $addr and $pid
 "$bin" simulate --web.listen-address 127.0.0.1:0 >"$work/sim.log" 2>&1 &
 sim="$(listening "$work/sim.log")"
 
-agent pending --poll.first-delay 1h
+agent pending --poll.freshness-target 0s --poll.first-delay 1h
 rss0="$(awk '/^VmRSS/ {print $2 * 1024}' "/proc/$pid/status")"
 db0="$(bytes "$work/pending/itniotech-exporter.db")"
 post "$addr" sizeApp1
@@ -60,7 +60,7 @@ echo "   resident memory: $rss0 -> $rss1 bytes, $(((rss1 - rss0) / n)) bytes per
 echo "   database: $db0 -> $db1 bytes, $(((db1 - db0) / n)) bytes per pending order" \
     "(+ write-ahead log $wal1 bytes)"
 
-agent finished --poll.first-delay 1s --api.max-rps 5000 --api.concurrency 32
+agent finished --poll.freshness-target 0s --poll.first-delay 1s --api.max-rps 5000 --api.concurrency 32
 post "$addr" sizeApp2
 until [ "$(metric "$addr" itniotech_exporter_orders_pending)" = "0" ]; do sleep 1; done
 db2="$(bytes "$work/finished/itniotech-exporter.db")"

@@ -13,6 +13,7 @@ trap 'rm -f "$log"' EXIT
 # such as --test-threads, so they get their own runs first, each at smoke size.
 cargo test --locked --bench pipeline
 cargo test --locked --bench proxy
+cargo test --locked --bench polling
 cargo test --locked --lib --bins --tests --examples -- --test-threads="${TEST_THREADS:-2}" 2>&1 \
     | tee "$log"
 

@@ -40,6 +40,9 @@ fn agent_args<'a>(sim: &'a str, store: &'a str) -> Vec<&'a str> {
         // Each replica has its own share of the vendor call budget (docs/deploy.md).
         "--api.max-rps",
         "20",
+        // The fixed-interval schedule, fast: the test is about scale-out, not polling cost.
+        "--poll.freshness-target",
+        "0s",
         "--poll.first-delay",
         "1s",
         "--poll.interval",

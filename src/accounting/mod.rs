@@ -14,7 +14,10 @@
 //! One poll, in the shape of the problem: [`lifecycle`] computes once what the record says
 //! (attempts, delivery, verification, flow step, window, age); [`increments`] counts what became
 //! countable; [`verdict`] decides whether the order is final and how it ended; [`schedule`]
-//! places the next poll.
+//! places the next poll: by default [`freshness`] (polls placed at the quantiles of the delay
+//! distributions [`estimate`] learns from what the agent has seen, to meet
+//! `--poll.freshness-target`), or the fixed intervals of `--poll.interval` when the target is
+//! 0.
 
 use crate::api::model::{Flow, OrderRecord};
 use crate::config::{Config, HumanDuration};
@@ -26,9 +29,12 @@ use increments::OrderLabelsBase;
 use lifecycle::Lifecycle;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use verdict::{verdict, Verdict};
 
 mod anomalies;
+mod estimate;
+mod freshness;
 mod increments;
 mod lifecycle;
 mod schedule;
@@ -38,6 +44,7 @@ pub use anomalies::{
     Anomaly, RecordField, VendorTimeAnomaly, MAX_CALL_SECONDS, MAX_SMS_SEGMENTS,
     MAX_TERMINATION_CODE,
 };
+pub use estimate::{delay_samples, DelayKind, DelaySample, Delays};
 
 /// What the tracker remembers about an order between polls. No phone number, ever.
 ///
@@ -180,6 +187,12 @@ pub struct Settings {
     /// Largest plausible cost of one attempt, in the account currency; above it (or negative)
     /// the cost is left out of `itniotech_otp_cost_total` and counted as a record anomaly.
     pub max_attempt_cost: rust_decimal::Decimal,
+    /// The p95 delay accepted between an attempt's end and its metric; `None`: the fixed
+    /// intervals above place the polls instead.
+    pub freshness_target: Option<Duration>,
+    /// The delay distributions the freshness scheduler places polls by, fed by the poller
+    /// (see [`delay_samples`]). Clones of the settings share them.
+    pub delays: Arc<Delays>,
 }
 
 impl From<&Config> for Settings {
@@ -195,6 +208,8 @@ impl From<&Config> for Settings {
             not_found_retries: cfg.tracking.not_found_retries,
             vendor_time_tolerance: d(cfg.tracking.vendor_time_tolerance),
             max_attempt_cost: cfg.records.max_attempt_cost,
+            freshness_target: Some(d(cfg.poll.freshness_target)).filter(|t| *t > Duration::zero()),
+            delays: Arc::default(),
         }
     }
 }
@@ -227,8 +242,24 @@ impl Settings {
         if self.max_age <= self.verify_window {
             return Err("max_age must be longer than verify_window".into());
         }
+        if self.freshness_target.is_some_and(|t| t <= Duration::zero()) {
+            return Err("freshness_target must be above 0 (or unset)".into());
+        }
         Ok(())
     }
+
+    /// How long after submit a new order is first polled.
+    pub fn first_poll_delay(&self) -> Duration {
+        match self.freshness_target {
+            Some(target) => freshness::first_poll(self, target),
+            None => self.first_delay,
+        }
+    }
+}
+
+/// How long after submit a new order is first polled (the tracker's first schedule).
+pub fn first_poll_delay(cfg: &Settings) -> Duration {
+    cfg.first_poll_delay()
 }
 
 /// What to do with the order after this poll.

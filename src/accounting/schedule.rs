@@ -1,4 +1,4 @@
-//! When to poll an order next, from what its record shows (docs/design.md §4).
+//! When to poll an order next (with `--poll.freshness-target 0`; otherwise [`super::freshness`]), from what its record shows (docs/design.md §4).
 //!
 //! Soon after submit and while an attempt runs (young attempts often, old ones rarely); when a
 //! flow step may start; after 1×, 2×, 4×… the code's age while a delivered code is unverified;
@@ -16,6 +16,9 @@ pub(super) fn next_poll(
     now: DateTime<Utc>,
     cfg: &Settings,
 ) -> Next {
+    if let Some(target) = cfg.freshness_target {
+        return super::freshness::next_poll(state, life, now, cfg, target);
+    }
     if (life.expired && !life.attempts_outlive_expiry(now))
         || (state.finalised && !life.in_progress && !life.step_possible)
     {

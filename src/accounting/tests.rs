@@ -51,6 +51,15 @@ fn catalog() -> FlowCatalog {
     c
 }
 
+/// The schedule of `--poll.freshness-target 0`, whose poll times these tests pin (the
+/// freshness scheduler's are pinned in freshness.rs).
+fn fixed_intervals() -> Settings {
+    Settings {
+        freshness_target: None,
+        ..Settings::default()
+    }
+}
+
 fn counter(l: &Ledger, f: LedgerFamily, labels: &[&str]) -> f64 {
     match l
         .get(&(f, labels.iter().map(|s| s.to_string()).collect()))
@@ -145,7 +154,7 @@ fn delivered_and_verified_sms_counts_everything_once() {
 
 #[test]
 fn failed_sms_then_call_fallback_rescues_the_order() {
-    let cfg = Settings::default();
+    let cfg = fixed_intervals();
     let flows = catalog();
     let st = OrderState::new("app1", Some(2), t(T0));
     // Poll 1: SMS failed, no call yet: fallback step due at submit + 60 s + grace.
@@ -291,7 +300,7 @@ fn verified_before_the_delivery_report_keeps_polling_the_attempt() {
 
 #[test]
 fn unverified_delivered_order_finalises_when_the_window_closes() {
-    let cfg = Settings::default();
+    let cfg = fixed_intervals();
     let st = OrderState::new("app1", None, t(T0));
     let rec = record(serde_json::json!({
         "verifications":{"matched":-1,"oriReceiver":"919876543210"},
@@ -631,7 +640,7 @@ fn the_record_names_the_orders_other_key() {
 
 #[test]
 fn in_progress_attempts_are_polled_soon_and_then_less_often() {
-    let cfg = Settings::default();
+    let cfg = fixed_intervals();
     let st = OrderState::new("app1", None, t(T0));
     let rec = record(serde_json::json!({"verifications":{"matched":-1},"sms":[sms(-1, None)]}));
     let young = on_record(

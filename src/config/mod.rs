@@ -96,6 +96,8 @@ settings! {
         interval: HumanDuration = "15s", "poll.interval", "DURATION", "1s" ..= "1h";
         /// Slack after a flow step or verification window is due, before polling
         grace: HumanDuration = "5s", "poll.grace", "DURATION", "0s" ..= "10m";
+        /// p95 delay accepted between an attempt's end and its metric; polls are placed at the quantiles of learnt delays to meet it (0s: first-delay/interval instead)
+        freshness_target: HumanDuration = "30s", "poll.freshness-target", "DURATION", "0s" ..= "1h";
     }
     /// How long orders are tracked.
     tracking: TrackingConfig, TrackingArgs, TrackingFile {

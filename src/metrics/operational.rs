@@ -161,6 +161,7 @@ pub struct Operational {
     oldest_pending_age: F64Gauge,
     poll_lag: F64Gauge,
     polls: Family<ResultLabel, Counter>,
+    orders_finalised: Counter,
     attempt_freshness: Histogram,
     clock_skew: F64Gauge,
     flow_info: Family<FlowInfoLabels, Gauge>,
@@ -215,6 +216,7 @@ impl Operational {
             oldest_pending_age: F64Gauge::default(),
             poll_lag: F64Gauge::default(),
             polls: Family::default(),
+            orders_finalised: Counter::default(),
             attempt_freshness: Histogram::new(FRESHNESS_BUCKETS.iter().copied()),
             clock_skew: F64Gauge::default(),
             flow_info: Family::default(),
@@ -287,6 +289,11 @@ impl Operational {
             "itniotech_exporter_polls",
             "Record polls by result",
             op.polls.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_orders_finalised",
+            "Orders whose outcome the order poller counted; record calls over this is the cost of an order",
+            op.orders_finalised.clone(),
         );
         registry.register(
             "itniotech_exporter_attempt_freshness_seconds",
@@ -530,6 +537,11 @@ impl Operational {
                 result: result.as_str(),
             })
             .inc();
+    }
+
+    /// A poll counted an order's outcome.
+    pub fn order_finalised(&self) {
+        self.orders_finalised.inc();
     }
 
     /// How late the latest round of due polls started after the most overdue one was due.

@@ -132,6 +132,9 @@ impl OrderPoller {
                     Ok(mut outcome) => {
                         self.metrics.poll_finished(PollResult::Ok);
                         outcome.alias = accounting::record_alias(&order.key, &record);
+                        let learnt =
+                            accounting::delay_samples(&order.state, &record, &outcome.state);
+                        self.settings.delays.learn(&learnt);
                         outcome
                     }
                     Err(_) => {
@@ -153,6 +156,10 @@ impl OrderPoller {
         };
         let freshness = outcome.freshness.clone();
         let anomalies = outcome.anomalies.clone();
+        let finalised = outcome
+            .updates
+            .iter()
+            .any(|u| matches!(u, crate::ledger::Update::Order(_)));
         let applied = self.tracker.apply(order.key, outcome).await?;
         if applied.merged {
             // This poll's increments were dropped: the order counts under its other key.
@@ -163,6 +170,9 @@ impl OrderPoller {
         // anomaly is reported once, with the poll that found it.
         for f in freshness {
             self.metrics.attempt_counted(f);
+        }
+        if finalised {
+            self.metrics.order_finalised();
         }
         for a in anomalies {
             self.metrics.anomaly(a);

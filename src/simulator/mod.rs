@@ -26,6 +26,7 @@
 //! allow-lists, and push reports.
 
 mod config;
+mod direct;
 mod http;
 mod plan;
 mod presets;

@@ -80,7 +80,7 @@ impl From<&crate::config::Config> for TrackerConfig {
         let max_age = d(cfg.tracking.max_age);
         TrackerConfig {
             sampling_ratio: cfg.sampling.ratio.get(),
-            first_delay: d(cfg.poll.first_delay),
+            first_delay: crate::accounting::Settings::from(cfg).first_poll_delay(),
             // A duplicate can arrive as long as its order could still be tracked (an attempt
             // running at max age is followed for up to max age more); a day at least covers
             // clients that retry the next morning.

@@ -56,7 +56,7 @@ async fn enqueue_dedupes_and_due_follows_first_delay() {
     assert_eq!((r.accepted, r.duplicates), (2, 1));
     assert!(tracker.due(clock.now(), 10).await.unwrap().is_empty());
     let due = tracker
-        .due(clock.now() + Duration::seconds(5), 10)
+        .due(clock.now() + TrackerConfig::default().first_delay, 10)
         .await
         .unwrap();
     assert_eq!(due.len(), 2);
@@ -205,7 +205,10 @@ async fn submitted_at_is_clamped_to_intake_and_expiry_counts_from_intake() {
         (now - Duration::hours(3)).timestamp()
     );
     assert_eq!(due[0].state.received_at(), now.timestamp());
-    let later = tracker.due(now + Duration::seconds(5), 10).await.unwrap();
+    let later = tracker
+        .due(now + TrackerConfig::default().first_delay, 10)
+        .await
+        .unwrap();
     let future = later.iter().find(|o| o.key == order(2).key).unwrap();
     assert_eq!(
         future.state.created_at,
