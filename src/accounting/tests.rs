@@ -437,7 +437,8 @@ fn max_age_finalises_unresolved_and_follows_a_running_attempt_to_its_end() {
 
 #[test]
 fn a_vendor_clock_hours_off_does_not_slow_polling_or_lose_the_delivery() {
-    let cfg = Settings::default();
+    // Exact poll times of the fixed-interval schedule; the freshness schedule is checked below.
+    let cfg = fixed_intervals();
     let st = OrderState::new("app1", None, t(T0));
     // The vendor's times are 3 hours behind ours (a time zone misread): by its submitTm the SMS
     // looks 3 hours old. Scheduling uses our first sight instead, once reported.
@@ -455,6 +456,13 @@ fn a_vendor_clock_hours_off_does_not_slow_polling_or_lose_the_delivery() {
     );
     assert_eq!(out.next, Next::PollAt(now + cfg.first_delay), "polled soon");
     assert!(!out.state.finalised);
+    // The default freshness schedule also polls it within its target, not minutes later.
+    let fresh = Settings::default();
+    let target = fresh.freshness_target.expect("on by default");
+    match on_record(&st, &rec, &FlowCatalog::new(), now, &fresh).next {
+        Next::PollAt(at) => assert!(at <= now + target * 2, "{at} vs {now}"),
+        Next::Forget => panic!("a running attempt is forgotten"),
+    }
     let again = on_record(
         &out.state,
         &rec,
@@ -497,7 +505,7 @@ fn a_vendor_clock_hours_off_does_not_slow_polling_or_lose_the_delivery() {
 
 #[test]
 fn a_submit_time_in_the_future_is_reported_and_not_trusted() {
-    let cfg = Settings::default();
+    let cfg = fixed_intervals();
     let st = OrderState::new("app1", None, t(T0));
     let rec = record(serde_json::json!({"verifications":{"matched":-1},"sms":[
         {"submitTm":"2024-05-14T11:00:00+08:00","mcc":510,"mnc":10,"status":-1}]}));

@@ -12,6 +12,14 @@ fn order(i: usize) -> NewOrder {
     })
 }
 
+/// When a new order is first due (the schedule's first poll).
+fn first_delay() -> std::time::Duration {
+    TrackerConfig::default()
+        .first_delay
+        .to_std()
+        .expect("a positive delay")
+}
+
 fn start(clock: &ManualClock) -> Tracker {
     Tracker::start(
         Store::in_memory().unwrap(),
@@ -111,7 +119,7 @@ async fn two_pending_orders_linked_by_a_record_are_merged_and_counted_once() {
         .await
         .unwrap();
     assert_eq!(r.accepted, 2, "nothing links them yet");
-    clock.advance(std::time::Duration::from_secs(5));
+    clock.advance(first_delay());
     let due = tracker.due(clock.now(), 10).await.unwrap();
     let by_order = due.iter().find(|o| o.key != vid).unwrap().clone();
     let by_vid = due.iter().find(|o| o.key == vid).unwrap().clone();
@@ -159,7 +167,7 @@ async fn a_record_naming_a_finished_order_drops_the_duplicate() {
         verification_id: "77".into(),
     };
     tracker.enqueue(vec![order(9)]).await.unwrap();
-    clock.advance(std::time::Duration::from_secs(5));
+    clock.advance(first_delay());
     let due = tracker.due(clock.now(), 10).await.unwrap();
     let done = outcome(due[0].state.clone(), vec![delivered()], Next::Forget);
     tracker.apply(due[0].key.clone(), done).await.unwrap();
@@ -172,7 +180,7 @@ async fn a_record_naming_a_finished_order_drops_the_duplicate() {
             .accepted,
         1
     );
-    clock.advance(std::time::Duration::from_secs(5));
+    clock.advance(first_delay());
     let due = tracker.due(clock.now(), 10).await.unwrap();
     let mut linked = outcome(due[0].state.clone(), vec![delivered()], Next::Forget);
     linked.alias = Some(OrderAlias::OrderId("o9".into()));
