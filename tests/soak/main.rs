@@ -406,7 +406,15 @@ async fn nothing_lost_nothing_doubled_under_every_fault() {
                     auth_failure_rate: 1.0,
                     ..current_chaos(&sim)
                 });
+                let before = sim.faults().get("auth_failure").copied().unwrap_or(0);
                 tokio::time::sleep(plan.auth_blip).await;
+                // The blip lasts until the agent has met it: a blip that falls while polling is
+                // paused (a full disk) or the agent restarts would otherwise test nothing.
+                common::eventually(Duration::from_secs(60), || async {
+                    (sim.faults().get("auth_failure").copied().unwrap_or(0) > before).then_some(())
+                })
+                .await
+                .expect("the agent calls the vendor during the auth blip");
                 sim.set_chaos(Chaos {
                     auth_failure_rate: 0.0,
                     ..current_chaos(&sim)
