@@ -81,3 +81,29 @@ local groupNames(files) = [g.name for f in files for g in f.groups];
     generated + '\npromtool test rules alerts/tests/overrides/overrides.test.yml',
   ),
 }
++ {
+  // Dashboards, and the dashboard-linter exceptions their panels declare.
+  ['dashboards/' + f]: std.manifestJsonEx(mixin.grafanaDashboards[f], '  ') + '\n'
+  for f in std.objectFields(mixin.grafanaDashboards)
+}
++ {
+  local flat(d) = [p for p in d.panels if p.type != 'row'],
+  local entries = [
+    { rule: rule, dashboard: d.title, panel: p.title, reason: p.lint[rule] }
+    for d in std.objectValues(mixin.grafanaDashboards)
+    for p in flat(d)
+    for rule in std.objectFields(p.lint)
+  ],
+  'dashboards/.lint': yaml.manifest(
+    {
+      exclusions: {
+        [rule]: {
+          reason: 'Per panel, see entries.',
+          entries: [{ dashboard: e.dashboard, panel: e.panel, reason: e.reason } for e in entries if e.rule == rule],
+        }
+        for rule in std.set([e.rule for e in entries])
+      },
+    },
+    generated + '\ndashboard-linter exceptions (https://github.com/grafana/dashboard-linter), applied by tests/rules_lint.rs too.',
+  ),
+}

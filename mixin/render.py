@@ -18,7 +18,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Directories whose every file is rendered: stale files there are removed.
-GENERATED_DIRS = ["alerts/tests", "alerts/tests/drills", "alerts/tests/overrides"]
+GENERATED_DIRS = ["alerts/tests", "alerts/tests/drills", "alerts/tests/overrides", "dashboards"]
 
 
 def render():

@@ -30,6 +30,20 @@ local weekly(days, perMin) = [
     'spend of app a1 steps from 30 to 150 USD/h after a day of history',
     [cost('a1', [[0.5, H], [2.5, 60]])],
     H + 60, start=H, detect=19, match='app_id="a1"',
+    extra=[
+      // An hour into the spike the live baseline has risen (the 24h average took in the
+      // spike's first half hour); the held one is still the pre-spike 30 USD/h.
+      {
+        expr: 'app:itniotech_otp_cost:rate_baseline_held * 3600',
+        eval_time: '%dm' % (H + 60),
+        exp_samples: [{ labels: '{job="itniotech-exporter", app_id="a1", currency="USD"}', value: 30 }],
+      },
+      {
+        expr: 'app:itniotech_otp_cost:rate_baseline * 3600 > bool 30',
+        eval_time: '%dm' % (H + 60),
+        exp_samples: [{ labels: '{job="itniotech-exporter", app_id="a1", currency="USD"}', value: 1 }],
+      },
+    ],
     alerts=[{
       eval_time: '%dm' % (H + 40),
       alertname: 'OtpCostSpike',
