@@ -48,8 +48,8 @@
       // A burn-rate alert needs at least this many finalised orders in its long window.
       minEvents: 100,
       // A burn threshold never exceeds this error ratio, so a flow with a loose objective
-      // (budget 8 %: 14.4x would be 115 %) still pages when most of its orders fail.
-      maxErrorRatio: 0.5,
+      // (budget 8 %: 14.4x would be 115 %) still pages when a third of its orders fail.
+      maxErrorRatio: 0.3,
     },
 
     // --- Delivery ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ local grafana = import '../lib/grafana.libsonnet';
   local otpFlow = 'app_id=~"$app_id", country=~"$country", flow_id=~"$flow_id"',
   local appFlow = 'app_id=~"$app_id", flow_id=~"$flow_id"',
   local sloOutcomes = 'outcome=~"delivered|failed|unresolved"',
-  local money = 'app_id=~"$app_id", country=~"$country", currency="$currency"',
+  local money = 'app_id=~"$app_id", country=~"$country", currency=~"$currency"',
 
   // Flow names from the catalog, keeping the series of flows it does not list (flow_id="none"
   // above all): an inner join would drop them.
@@ -149,9 +149,9 @@ local grafana = import '../lib/grafana.libsonnet';
         g.stat('Spend per hour', 'Current spend rate.', currencyUnit,
                [t('sum(rate(%s[$__rate_interval])) * 3600' % m('itniotech_otp_cost_total', money), 'per hour')]),
         g.stat('Balance', 'The itniotech account balance (kind="balance"); every replica reports the same account.', currencyUnit,
-               [t('max %s (%s)' % [gby(['currency']), m('itniotech_account_balance', 'kind="balance", currency="$currency"')], '{{job}}')]),
+               [t('max %s (%s)' % [gby(['currency']), m('itniotech_account_balance', 'kind="balance", currency=~"$currency"')], '{{job}}')]),
         g.stat('Runway at the last hour\'s spend', "Balance divided by the account's spend of the last hour (all apps of the deployment). ItniotechBalanceRunwayLow pages under 12 h at the higher of the last 15 minutes' and hour's spend.", 'h',
-               [t('max %s (%s)\n/ %s\n(sum %s (increase(%s[1h])))' % [gby(['currency']), m('itniotech_account_balance', 'kind="balance", currency="$currency"'), gon(['currency']), gby(['currency']), m('itniotech_otp_cost_total', 'currency="$currency"')], '{{job}}')],
+               [t('max %s (%s)\n/ %s\n(sum %s (increase(%s[1h])))' % [gby(['currency']), m('itniotech_account_balance', 'kind="balance", currency=~"$currency"'), gon(['currency']), gby(['currency']), m('itniotech_otp_cost_total', 'currency=~"$currency"')], '{{job}}')],
                thresholds=[{ color: 'red', value: null }, { color: 'orange', value: 12 }, { color: 'green', value: 72 }]),
         ts('Spend per hour by channel', 'Spend rate by channel (calls = voice fallback or voice OTP).', currencyUnit,
            [t('sum by (channel) (rate(%s[$__rate_interval])) * 3600' % m('itniotech_otp_cost_total', money), '{{channel}}')], stack=true),
@@ -159,8 +159,9 @@ local grafana = import '../lib/grafana.libsonnet';
            [t('topk(10, sum by (country) (rate(%s[$__rate_interval]))) * 3600' % m('itniotech_otp_cost_total', money), '{{country}}')]),
         ts('Spend vs the same hour yesterday and last week', "The last hour's spend next to the same hour a day and a week earlier: OtpCostSpike's baseline is the largest of these and the last 24h average.", currencyUnit, [
           t('sum(increase(%s[1h]))' % m('itniotech_otp_cost_total', money), 'last hour'),
-          t('sum(increase(%s[1h] offset 1d))' % m('itniotech_otp_cost_total', money), 'a day earlier'),
-          t('sum(increase(%s[1h] offset 1w))' % m('itniotech_otp_cost_total', money), 'a week earlier'),
+          // Without that much history, the hourly average so far stands in.
+          t('sum(increase(%s[1h] offset 1d))\nor\nsum(increase(%s[1d])) / 24' % [m('itniotech_otp_cost_total', money), m('itniotech_otp_cost_total', money)], 'a day earlier (else the 24h average)'),
+          t('sum(increase(%s[1h] offset 1w))\nor\nsum(increase(%s[1d])) / 24' % [m('itniotech_otp_cost_total', money), m('itniotech_otp_cost_total', money)], 'a week earlier (else the 24h average)'),
           t('sum(increase(%s[1d])) / 24' % m('itniotech_otp_cost_total', money), 'last 24h, per hour'),
         ]),
         ts('Cost per verified OTP by country', 'Spend divided by verified codes: pumped countries cost a lot per verified OTP.', currencyUnit,
@@ -168,7 +169,7 @@ local grafana = import '../lib/grafana.libsonnet';
         g.bargauge('Spend by country, last 24h', 'Money charged per country over the last 24 hours.', currencyUnit,
                    [t('sort_desc(sum by (country) (increase(%s[24h])))' % m('itniotech_otp_cost_total', money), '{{country}}', instant=true)]),
         g.bargauge('Spend of the last 24h against the daily cap', 'Rolling 24h spend per app as a share of its daily cap (OtpDailySpendCapExceeded at 100 %).', 'percentunit',
-                   [t('sum %s (increase(%s[24h]))\n/ %s\n%s' % [gby(['app_id', 'currency']), m('itniotech_otp_cost_total', money), gon(['app_id', 'currency']), r('app:itniotech_otp_cost:daily_cap', 'app_id=~"$app_id", currency="$currency"')], '{{app_id}}', instant=true)],
+                   [t('sum %s (increase(%s[24h]))\n/ %s\n%s' % [gby(['app_id', 'currency']), m('itniotech_otp_cost_total', money), gon(['app_id', 'currency']), r('app:itniotech_otp_cost:daily_cap', 'app_id=~"$app_id", currency=~"$currency"')], '{{app_id}}', instant=true)],
                    lint={ 'target-instance-rule': 'The daily cap is recorded per deployment and app (mixin config): it has no instance label.' }),
         ts('Billed SMS segments and call seconds', 'What the vendor bills: SMS segments (chargeCnt) and call seconds.', 'short', [
           t('sum(rate(%s[$__rate_interval]))' % m('itniotech_otp_sms_segments_total', otp), 'SMS segments/s'),
@@ -177,11 +178,11 @@ local grafana = import '../lib/grafana.libsonnet';
 
         g.row('Balance'),
         ts('Balance and 3-day forecast', 'Account funds by kind, and the linear forecast 3 days ahead from the last 6 hours (ItniotechBalanceExhaustionForecast fires when it is under 0).', currencyUnit, [
-          t('max by (kind) (%s)' % m('itniotech_account_balance', 'currency="$currency"'), '{{kind}}'),
-          t('max(predict_linear(%s[6h], 3 * 86400))' % m('itniotech_account_balance', 'kind="balance", currency="$currency"'), 'forecast in 3 days'),
+          t('max by (kind) (%s)' % m('itniotech_account_balance', 'currency=~"$currency"'), '{{kind}}'),
+          t('max(predict_linear(%s[6h], 3 * 86400))' % m('itniotech_account_balance', 'kind="balance", currency=~"$currency"'), 'forecast in 3 days'),
         ]),
         ts('Runway (hours of balance left)', "Balance over the spend of the last 15 minutes and of the last hour; the alert uses the shorter.", 'h', [
-          t('max %s (%s)\n/ %s\n(sum %s (increase(%s[%s])) * %s)' % [gby(['currency']), m('itniotech_account_balance', 'kind="balance", currency="$currency"'), gon(['currency']), gby(['currency']), m('itniotech_otp_cost_total', 'currency="$currency"'), w[0], w[1]], 'at the last %s of spend' % w[0])
+          t('max %s (%s)\n/ %s\n(sum %s (increase(%s[%s])) * %s)' % [gby(['currency']), m('itniotech_account_balance', 'kind="balance", currency=~"$currency"'), gon(['currency']), gby(['currency']), m('itniotech_otp_cost_total', 'currency=~"$currency"'), w[0], w[1]], 'at the last %s of spend' % w[0])
           for w in [['15m', '4'], ['1h', '1']]
         ]),
 
@@ -234,7 +235,8 @@ local grafana = import '../lib/grafana.libsonnet';
         ts('API requests by status', 'Vendor API requests per second by status: vendor code ("0" = ok, "-24" = not found yet) or transport class.', 'reqps',
            [t('sum by (status) (rate(%s[$__rate_interval]))' % m('itniotech_api_requests_total'), '{{status}}')], stack=true),
         ts('API error ratio by exporter and endpoint', 'Share of calls that returned an error status or a transport error ("-24" excluded), per exporter and endpoint (ItniotechApiErrorsHigh: 5 % over 10 minutes).', 'percentunit',
-           [t('sum by (instance, api_endpoint) (rate(%s[$__rate_interval]))\n/\nsum by (instance, api_endpoint) (rate(%s[$__rate_interval]))' % [m('itniotech_api_requests_total', 'status!~"0|-24"'), m('itniotech_api_requests_total')], '{{instance}} {{api_endpoint}}')]),
+           // Endpoints without any error have no error series: 0, not a gap.
+           [t('sum by (instance, api_endpoint) (rate(%s[$__rate_interval]))\n/\nsum by (instance, api_endpoint) (rate(%s[$__rate_interval]))\nor\n0 * sum by (instance, api_endpoint) (rate(%s[$__rate_interval]))' % [m('itniotech_api_requests_total', 'status!~"0|-24"'), m('itniotech_api_requests_total'), m('itniotech_api_requests_total')], '{{instance}} {{api_endpoint}}')]),
         g.heatmap('API latency', 'Vendor API request latency per attempt.', 's',
                   'sum by (le) (rate(%s[$__rate_interval]))' % m('itniotech_api_request_duration_seconds_bucket')),
         ts('API latency p50 / p99 by endpoint', 'Vendor API latency by endpoint.', 's', [
@@ -242,7 +244,8 @@ local grafana = import '../lib/grafana.libsonnet';
           for q in [['0.5', 'p50'], ['0.99', 'p99']]
         ]),
         ts('Auth and permission failures', 'Calls rejected with -1 (bad key or signature), -2/-31 (IP not allowed), -30 (key disabled), -32 (no permission).', 'reqps',
-           [t('sum by (instance, status) (rate(%s[$__rate_interval]))' % m('itniotech_api_requests_total', 'status=~"-1|-2|-30|-31|-32"'), '{{instance}} {{status}}')]),
+           // A flat "none" line rather than an empty panel when nothing is rejected.
+           [t('sum by (instance, status) (rate(%s[$__rate_interval]))\nor on ()\nlabel_replace(vector(0), "status", "none", "", "")' % m('itniotech_api_requests_total', 'status=~"-1|-2|-30|-31|-32"'), '{{instance}} {{status}}')]),
         ts('Clock skew', 'Local clock minus the API server clock (HTTP Date header), per exporter (ItniotechApiClockSkew: 30 s).', 's',
            [t(m('itniotech_exporter_clock_skew_seconds'), '{{instance}}')]),
 
@@ -263,7 +266,7 @@ local grafana = import '../lib/grafana.libsonnet';
         ]),
         ts('Intake vs the same time yesterday', 'Orders received per second, and a day earlier (ItniotechIntakeLow: under 25 % of yesterday; ItniotechIntakeStopped: nothing for 10 minutes).', 'ops', [
           t('sum(rate(%s[$__rate_interval]))' % m('itniotech_exporter_orders_received_total'), 'now'),
-          t('sum(increase(%s[30m] offset 1d)) / 1800' % m('itniotech_exporter_orders_received_total'), 'a day earlier (30m average)'),
+          t('sum(increase(%s[30m] offset 1d)) / 1800\nor\nsum(increase(%s[1d])) / 86400' % [m('itniotech_exporter_orders_received_total'), m('itniotech_exporter_orders_received_total')], 'a day earlier, 30m average (else the average so far)'),
         ]),
         g.stat('Task flows known', 'Flows and flow steps from the flow catalog (flow/list).', 'short', [
           t('count(count by (flow_id) (%s))' % m('itniotech_otp_flow_info'), 'flows'),

@@ -12,7 +12,7 @@ local verif(country, result, segs, app='a1', flow='2') =
 local calls(country, code, reason, segs, app='a1') =
   d.s('itniotech_otp_calls_total', { app_id: app, country: country, termination_code: code, termination_reason: reason }, ctr(segs));
 local step(flow, step, channel, trigger) =
-  d.s('itniotech_otp_flow_step_info', { flow_id: flow, step: step, channel: channel, trigger: trigger, channel_switch: 'true' }, '1x600');
+  d.s('itniotech_otp_flow_step_info', { flow_id: flow, step: step, channel: channel, trigger: trigger, channel_switch: 'true' }, '1x6000');
 // A histogram of SMS delivery latency: `shares` = fraction of each minute's SMS per bucket upper
 // bound, for each segment [perMinute, shares, minutes].
 local latency(country, segs, app='a1') =
@@ -213,13 +213,29 @@ local J = 'job="itniotech-exporter"';
   ),
   d.case(
     'OtpDeliveryErrorBudgetBurn', 'fire', 'sms-only-flow-outage',
-    'flow 1 (SMS only, objective 92 %: 14.4x is capped at 50 %) of 30 orders/min fails completely',
+    'flow 1 (SMS only, objective 92 %: 14.4x is capped at 30 %) of 30 orders/min fails completely',
     [
       step('1', '1', 'sms', 'unverified'),
       orders('1', 'delivered', [[28.5, 60], [0, 60]]),
       orders('1', 'failed', [[1.5, 60], [30, 60]]),
     ],
-    120, start=60, detect=31, match='flow_id="1", long_window="1h"',
+    120, start=60, detect=18, match='flow_id="1", long_window="1h"',
+  ),
+  d.case(
+    'OtpDeliveryErrorBudgetBurn', 'quiet', 'sms-only-5-percent-mixed-1-percent',
+    'four days: the SMS-only flow fails 5 %, the SMS-then-voice flow 1 %, orders without a flow 10 % (the 99 % objective paged on the first two)',
+    [
+      step('1', '1', 'sms', 'unverified'),
+      step('2', '1', 'sms', 'send_failure'),
+      step('2', '2', 'call', 'send_failure'),
+      orders('1', 'delivered', [[19, 5760]]),
+      orders('1', 'failed', [[1, 5760]]),
+      orders('2', 'delivered', [[29.7, 5760]]),
+      orders('2', 'failed', [[0.3, 5760]]),
+      orders('none', 'delivered', [[18, 5760]]),
+      orders('none', 'failed', [[2, 5760]]),
+    ],
+    5760, evalInterval='10m',
   ),
   d.case(
     'OtpDeliveryErrorBudgetBurn', 'low-volume', 'small-flow-outage',
