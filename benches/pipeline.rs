@@ -16,16 +16,17 @@
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use itniotech_exporter::accounting::{self, FlowCatalog, OrderState, Settings};
-use itniotech_exporter::api::model::{Envelope, Flow, FlowNode, OrderRecord};
-use itniotech_exporter::intake::{NewOrder, OrderKey};
-use itniotech_exporter::metrics::{Ledger, Metrics, Update};
+use itniotech_exporter::api::model::{Envelope, Flow, FlowNode, OrderRecord, StepTrigger};
+use itniotech_exporter::domain::Channel;
+use itniotech_exporter::domain::{NewOrder, OrderKey};
+use itniotech_exporter::ledger::Ledger;
+use itniotech_exporter::metrics::Metrics;
 use itniotech_exporter::tracker::store::Store;
 use itniotech_exporter::tracker::{Tracker, TrackerConfig};
 use itniotech_exporter::{clock, country};
 use std::hint::black_box;
-use std::sync::Arc;
 
-/// An orderId record reply as in itniotech-api.md §3.6, with a flow that fell back twice: two
+/// An orderId record reply as in docs/vendor-api.md §3.6, with a flow that fell back twice: two
 /// failed SMS, then an answered call whose code was verified.
 const RECORD: &[u8] = br#"{"status":"0","reason":"success","data":{"orderId":"ord-88232","flowId":7,
  "verifications":{"matched":0,"verifiedDate":"2024-05-14T10:02:30+08:00","oriReceiver":"919876543210","channel":"call"},
@@ -59,8 +60,8 @@ fn parse(bytes: &[u8]) -> OrderRecord {
 fn catalog() -> FlowCatalog {
     let node = |channel: &str, cut| FlowNode {
         waiting_time: Some(60),
-        status: Some(1),
-        channel: Some(channel.into()),
+        trigger: StepTrigger::SendFailure,
+        channel: Channel::parse(channel),
         channel_cut: Some(cut),
     };
     let flow = Flow {
@@ -180,8 +181,12 @@ fn bench_store(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let store = Store::open(&dir.path().join("tracker")).expect("store opens");
-    let metrics = Arc::new(Metrics::new(Ledger::new(), "bench", "bench"));
-    let tracker = Tracker::start(store, metrics, TrackerConfig::default(), clock::system());
+    let tracker = Tracker::start(
+        store,
+        Ledger::new().shared(),
+        TrackerConfig::default(),
+        clock::system(),
+    );
     let mut next = 0u64;
     g.bench_function("tracker_enqueue_256", |b| {
         b.iter_batched(
@@ -214,44 +219,104 @@ fn bench_store(c: &mut Criterion) {
 /// A ledger shaped like a busy multi-country account, about 10,000 series: 2 apps, 5 flows,
 /// 50 countries, 20 SMS failure reasons, 5 MNCs, 10 call outcomes.
 fn big_ledger() -> Ledger {
+    use itniotech_exporter::ledger::*;
     let mut updates = Vec::new();
     let countries: Vec<String> = (0..50).map(|i| format!("C{i:02}")).collect();
+    let s = |v: &str| v.to_string();
     for app in ["app1", "app2"] {
         for c in &countries {
+            let ac = AppCountryLabels {
+                app_id: s(app),
+                country: c.clone(),
+            };
             for r in 0..20 {
-                updates.push(Update::sms_failure(app, c, &format!("reason {r}")));
+                updates.push(Update::SmsFailure(SmsFailureLabels {
+                    app_id: s(app),
+                    country: c.clone(),
+                    reason: format!("reason {r}"),
+                }));
             }
             for mnc in 0..5 {
-                updates.push(Update::sms(app, c, &mnc.to_string(), "delivered"));
+                updates.push(Update::Sms(SmsLabels {
+                    app_id: s(app),
+                    country: c.clone(),
+                    mnc: mnc.to_string(),
+                    status: SmsStatus::Delivered,
+                }));
             }
             for code in 0..10 {
-                updates.push(Update::call(app, c, &code.to_string(), "reason"));
+                updates.push(Update::Call(CallLabels {
+                    app_id: s(app),
+                    country: c.clone(),
+                    termination_code: code.to_string(),
+                    termination_reason: s("reason"),
+                }));
             }
-            for status in ["delivered", "failed"] {
-                updates.push(Update::sms_delivery_seconds(app, c, status, 7.0));
+            for status in SmsStatus::ALL {
+                let labels = SmsDeliveryLabels {
+                    app_id: s(app),
+                    country: c.clone(),
+                    status: *status,
+                };
+                updates.push(Update::SmsDeliverySeconds(labels, 7.0));
             }
-            updates.push(Update::sms_queue_seconds(app, c, 1.0));
-            updates.push(Update::sms_segments(app, c, 1.0));
-            updates.push(Update::call_answer_seconds(app, c, 9.0));
-            updates.push(Update::call_duration_seconds(app, c, 20.0));
-            updates.push(Update::call_billed_seconds(app, c, 60.0));
-            for ch in ["sms", "call"] {
-                updates.push(Update::cost(app, ch, c, "USD", 0.01));
+            updates.push(Update::SmsQueueSeconds(ac.clone(), 1.0));
+            updates.push(Update::SmsSegments(ac.clone(), 1.0));
+            updates.push(Update::CallAnswerSeconds(ac.clone(), 9.0));
+            updates.push(Update::CallDurationSeconds(ac.clone(), 20.0));
+            updates.push(Update::CallBilledSeconds(ac, 60.0));
+            for channel in [Channel::Sms, Channel::Call] {
+                let labels = CostLabels {
+                    app_id: s(app),
+                    channel,
+                    country: c.clone(),
+                    currency: s("USD"),
+                };
+                updates.push(Update::Cost(labels, 0.01));
             }
             for flow in 1..=5 {
                 let f = flow.to_string();
-                updates.push(Update::order(app, &f, c, "delivered"));
-                for ch in ["sms", "call"] {
-                    updates.push(Update::verification(app, &f, c, ch, "verified"));
+                updates.push(Update::Order(OrderLabels {
+                    app_id: s(app),
+                    flow_id: f.clone(),
+                    country: c.clone(),
+                    outcome: OrderOutcome::Delivered,
+                }));
+                for channel in [Channel::Sms, Channel::Call] {
+                    updates.push(Update::Verification(VerificationLabels {
+                        app_id: s(app),
+                        flow_id: f.clone(),
+                        country: c.clone(),
+                        channel,
+                        result: VerificationResult::Verified,
+                    }));
                 }
             }
         }
         for flow in 1..=5 {
             let f = flow.to_string();
-            updates.push(Update::fallback(app, &f, "sms", "call"));
-            updates.push(Update::fallback_rescue(app, &f, "call"));
-            updates.push(Update::order_delivery_seconds(app, &f, 30.0));
-            updates.push(Update::order_verification_seconds(app, &f, "sms", 40.0));
+            updates.push(Update::Fallback(FallbackLabels {
+                app_id: s(app),
+                flow_id: f.clone(),
+                from_channel: Channel::Sms,
+                to_channel: Channel::Call,
+            }));
+            updates.push(Update::FallbackRescue(RescueLabels {
+                app_id: s(app),
+                flow_id: f.clone(),
+                to_channel: Channel::Call,
+            }));
+            let af = AppFlowLabels {
+                app_id: s(app),
+                flow_id: f.clone(),
+            };
+            updates.push(Update::OrderDeliverySeconds(af, 30.0));
+            let ov = OrderVerificationLabels {
+                app_id: s(app),
+                flow_id: f,
+                channel: Channel::Sms,
+            };
+            updates.push(Update::OrderVerificationSeconds(ov, 40.0));
         }
     }
     let mut ledger = Ledger::new();

@@ -7,9 +7,8 @@ use crate::accounting::Settings;
 use crate::api::{ApiError, Client, ClientConfig, Credentials};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::intake::IntakeObserver;
 use crate::metrics::Metrics;
-use crate::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller};
+use crate::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller, PollerError};
 use crate::server::{self, LandingInfo, ServerState};
 use crate::tracker::store::{Store, StoreError};
 use crate::tracker::{Tracker, TrackerConfig};
@@ -27,39 +26,22 @@ pub enum AgentError {
     Store(#[from] StoreError),
     #[error("building the API client: {0}")]
     Api(#[from] ApiError),
-    #[error("reading {what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Poller(#[from] PollerError),
+    #[error("reading {what}: {error}")]
+    Io { what: String, error: std::io::Error },
     #[error("{0}")]
     Config(String),
 }
 
-fn chrono(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
 /// Every stage, built and connected but not yet running.
 pub struct Agent {
-    pub metrics: Arc<Metrics>,
-    pub tracker: Tracker,
-    pub orders: OrderPoller,
-    pub catalog: CatalogPoller,
+    metrics: Arc<Metrics>,
+    tracker: Tracker,
+    orders: OrderPoller,
+    catalog: CatalogPoller,
     cfg: Config,
     intake_token: Option<String>,
-}
-
-/// Intake counters go to the operational metrics.
-struct IntakeMetrics(Arc<Metrics>);
-
-impl IntakeObserver for IntakeMetrics {
-    fn received(&self, source: &str, n: u64) {
-        self.0.received(source, n);
-    }
-    fn rejected(&self, reason: &str, n: u64) {
-        self.0.rejected(reason, n);
-    }
 }
 
 impl Agent {
@@ -80,53 +62,36 @@ impl Agent {
             "store opened"
         );
         let metrics = Arc::new(Metrics::new(ledger, VERSION, REVISION));
-        let settings = Settings {
-            currency: cfg.api.currency.clone(),
-            first_delay: chrono(cfg.poll.first_delay),
-            interval: chrono(cfg.poll.interval),
-            grace: chrono(cfg.poll.grace),
-            verify_window: chrono(cfg.tracking.verify_window),
-            max_age: chrono(cfg.tracking.max_age),
-            not_found_retries: cfg.tracking.not_found_retries,
-        };
         let tracker = Tracker::start(
             store,
-            metrics.clone(),
-            TrackerConfig {
-                sampling_ratio: cfg.sampling.ratio,
-                first_delay: settings.first_delay,
-                dedupe_window: (settings.max_age * 2).max(chrono::Duration::hours(24)),
-            },
+            metrics.ledger.clone(),
+            TrackerConfig::from(&cfg),
             clock.clone(),
         );
-        let client = Client::new(
-            ClientConfig {
-                base_url: cfg.api.base_url.clone(),
-                timeout: cfg.api.timeout,
-                max_rps: cfg.api.max_rps,
-                max_attempts: cfg.api.max_attempts,
-                ..ClientConfig::default()
-            },
+        let client = Arc::new(Client::new(
+            ClientConfig::from(&cfg.api),
             creds,
             clock.clone(),
-            metrics.clone(),
-        )?;
+            metrics.op.clone(),
+        )?);
         let flows = FlowCatalogHandle::default();
-        let catalog = CatalogPoller {
-            client: client.clone(),
-            metrics: metrics.clone(),
-            flows: flows.clone(),
-            currency: cfg.api.currency.clone(),
-        };
-        let orders = OrderPoller {
-            tracker: tracker.clone(),
+        let catalog = CatalogPoller::new(
+            client.clone(),
+            metrics.op.clone(),
+            flows.clone(),
+            cfg.api.currency.to_string(),
+            cfg.flows.refresh_interval.get(),
+            cfg.balance.refresh_interval.get(),
+        )?;
+        let orders = OrderPoller::new(
+            tracker.clone(),
             client,
             flows,
-            metrics: metrics.clone(),
-            settings,
+            metrics.op.clone(),
+            Settings::from(&cfg),
             clock,
-            concurrency: cfg.api.concurrency,
-        };
+            cfg.api.concurrency,
+        )?;
         Ok(Agent {
             metrics,
             tracker,
@@ -145,10 +110,10 @@ impl Agent {
     /// The HTTP router: metrics, health, readiness, landing page and intake.
     pub fn router(&self) -> axum::Router {
         let metrics = self.metrics.clone();
-        let flows = self.orders.flows.clone();
+        let flows = self.orders.flows().clone();
         server::router(ServerState {
             sink: Arc::new(self.tracker.clone()),
-            observer: Arc::new(IntakeMetrics(self.metrics.clone())),
+            observer: self.metrics.op.clone(),
             render_metrics: Arc::new(move || metrics.render()),
             ready: Arc::new(move || flows.attempted()),
             intake_token: self.intake_token.clone(),
@@ -171,11 +136,7 @@ impl Agent {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let router = self.router();
-        let catalog = self.catalog.clone();
-        let flows_every = self.cfg.flows.refresh_interval;
-        let balance_every = self.cfg.balance.refresh_interval;
-        let catalog_task =
-            tokio::spawn(catalog.run(flows_every, balance_every, wait(stop_rx.clone())));
+        let catalog_task = tokio::spawn(self.catalog.clone().run(wait(stop_rx.clone())));
         let orders_task = tokio::spawn(self.orders.clone().run(wait(stop_rx.clone())));
         let served = server::serve(listener, router, async move {
             shutdown.await;
@@ -184,9 +145,9 @@ impl Agent {
         .await;
         let _ = catalog_task.await;
         let _ = orders_task.await;
-        served.map_err(|source| AgentError::Io {
+        served.map_err(|error| AgentError::Io {
             what: "the HTTP listener".into(),
-            source,
+            error,
         })
     }
 }

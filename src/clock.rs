@@ -21,6 +21,7 @@ pub type SharedClock = Arc<dyn Clock>;
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the one place that reads the system clock
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }

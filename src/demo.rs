@@ -1,15 +1,194 @@
-//! The demo's traffic generator: plays the customer's backend and its end users.
+//! The `demo` command: the simulator, a traffic generator and the agent, wired on loopback.
 //!
-//! It sends OTPs through the simulator with `sendRule` (across the preset flows and countries,
-//! weighted by the scenario), tells the agent about each order through the real intake over
-//! HTTP, and sends the codes the simulated users type through `verify`. Everything goes over
-//! loopback HTTP exactly as a real deployment would, so the demo exercises the whole product.
+//! The traffic generator plays the customer's backend and its end users: it sends OTPs through
+//! the simulator with `sendRule` (across the preset flows and countries, weighted by the
+//! scenario), tells the agent about each order through the real intake over HTTP, and sends the
+//! codes the simulated users type through `verify`. Everything goes over loopback HTTP exactly as
+//! a real deployment would, so the demo exercises the whole product.
 
-use crate::api::{Client, SendRequest};
-use crate::simulator::{random_receiver, Scenario, Simulator};
+use crate::agent::{Agent, AgentError};
+use crate::api::{
+    ApiError, Client, ClientConfig, Credentials, NoopObserver, OtpSender, RetryPolicy, SendRequest,
+};
+use crate::clock;
+use crate::config::{Config, ConfigError, DemoArgs};
+use crate::server::INTAKE_PATH;
+use crate::simulator::{
+    random_receiver, Scenario, SimConfig, Simulator, DEMO_API_KEY, DEMO_API_SECRET,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("building the traffic generator's client: {0}")]
+    Client(#[from] ApiError),
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
+    let what = what.into();
+    move |error| DemoError::Io { what, error }
+}
+
+/// The demo's defaults, under the config file and the flags: loopback only, a store of its own
+/// that dies with the process, and an API budget fit for a local simulator.
+pub fn demo_defaults() -> Config {
+    let mut cfg = Config::default();
+    cfg.web.listen_address = SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        cfg.web.listen_address.port(),
+    );
+    cfg.storage.path = temp_store();
+    cfg.api.max_rps = "200".parse().expect("a valid rate");
+    cfg
+}
+
+fn temp_store() -> PathBuf {
+    std::env::temp_dir().join(format!("itniotech-exporter-demo-{}", std::process::id()))
+}
+
+/// The address to reach a listener on from this machine.
+fn local_url(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Runs the simulator, the traffic generator and the agent until `shutdown` resolves or the
+/// demo's duration passes; prints where to look, and a summary at the end.
+pub async fn run(
+    args: DemoArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DemoError> {
+    let mut cfg = Config::from_args_over(demo_defaults(), &args.agent)?;
+    crate::config::init_tracing(&cfg.log)?;
+    let scenario: Scenario = match &args.scenario {
+        Some(s) => s.parse().map_err(|e| ConfigError::Invalid {
+            key: "scenario",
+            message: format!("{e}"),
+        })?,
+        None => Scenario::Normal,
+    };
+    let sim = Simulator::new(
+        SimConfig {
+            seed: args.seed,
+            scenario,
+            virtual_users: false,
+            ..SimConfig::default()
+        },
+        clock::system(),
+    );
+    let sim_listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(io("listening for the simulator"))?;
+    let sim_addr = sim_listener
+        .local_addr()
+        .map_err(io("the simulator's address"))?;
+    let sim_url = local_url(sim_addr);
+    tokio::spawn(sim.clone().serve(sim_listener));
+    cfg.api.base_url = sim_url.parse().map_err(|message| ConfigError::Invalid {
+        key: "api.base_url",
+        message,
+    })?;
+
+    let temp_store = (cfg.storage.path == temp_store()).then(|| cfg.storage.path.clone());
+    let listen = cfg.web.listen_address;
+    let telemetry = cfg.web.telemetry_path.clone();
+    let agent = Agent::build(
+        cfg,
+        Credentials::new(DEMO_API_KEY, DEMO_API_SECRET),
+        clock::system(),
+    )?;
+    let intake_token = agent.intake_token();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(io(format!("listening on {listen}")))?;
+    let addr = listener.local_addr().map_err(io("the agent's address"))?;
+    let url = local_url(addr);
+    tracing::info!(address = %addr, "listening");
+    println!(
+        "itniotech-exporter demo (scenario {scenario}, {} orders/s, seed {})",
+        args.rate, args.seed
+    );
+    println!("  metrics:    {url}{telemetry}");
+    println!("  landing:    {url}/");
+    println!("  intake:     {url}{INTAKE_PATH}");
+    println!("  simulator:  {sim_url}  (api key {DEMO_API_KEY}, secret {DEMO_API_SECRET})");
+    println!("Press Ctrl-C to stop.");
+
+    let gen = TrafficGenerator {
+        // The generator plays the customer's backend: no rate limit of its own.
+        sender: OtpSender::new(Client::new(
+            ClientConfig {
+                base_url: sim_url,
+                timeout: Duration::from_secs(10),
+                max_rps: None,
+                retry: RetryPolicy::new(4),
+            },
+            Credentials::new(DEMO_API_KEY, DEMO_API_SECRET),
+            clock::system(),
+            Arc::new(NoopObserver),
+        )?),
+        simulator: sim,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| DemoError::Io {
+                what: "building the intake client".into(),
+                error: std::io::Error::other(e),
+            })?,
+        cfg: TrafficConfig {
+            rate: args.rate,
+            scenario,
+            seed: args.seed,
+            intake_url: format!("{url}{INTAKE_PATH}"),
+            intake_token,
+        },
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let traffic = tokio::spawn(gen.run(wait(stop_rx.clone())));
+    let duration = args.duration;
+    let stop = async move {
+        match duration {
+            Some(d) => {
+                tokio::select! {
+                    _ = shutdown => {},
+                    _ = tokio::time::sleep(d) => tracing::info!("demo duration reached"),
+                }
+            }
+            None => shutdown.await,
+        }
+        let _ = stop_tx.send(true);
+    };
+    let result = agent.run(listener, stop).await;
+    if let Ok(stats) = traffic.await {
+        println!(
+            "demo: {} OTPs sent ({} send errors), {} orders posted, {} codes verified",
+            stats.sent, stats.send_errors, stats.posted, stats.verifies
+        );
+    }
+    if let Some(dir) = temp_store {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(result?)
+}
 
 /// Traffic generator settings.
 #[derive(Clone, Debug)]
@@ -57,7 +236,7 @@ pub struct TrafficStats {
 }
 
 pub struct TrafficGenerator {
-    pub client: Client,
+    pub sender: OtpSender,
     pub simulator: Simulator,
     pub http: reqwest::Client,
     pub cfg: TrafficConfig,
@@ -101,7 +280,7 @@ impl TrafficGenerator {
                         order_id: Some(order_id.clone()),
                         code: Some(code),
                     };
-                    match self.client.send_rule(&req).await {
+                    match self.sender.send_rule(&req).await {
                         Ok(sent) => {
                             stats.sent += 1;
                             let item = if by_verification_id {
@@ -123,7 +302,7 @@ impl TrafficGenerator {
                 }
                 _ = user_tick.tick() => {
                     for action in self.simulator.take_user_actions() {
-                        if self.client.verify(&action.verification_id, &action.code).await.is_ok() {
+                        if self.sender.verify(&action.verification_id, &action.code).await.is_ok() {
                             stats.verifies += 1;
                         }
                     }

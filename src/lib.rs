@@ -11,6 +11,8 @@
 //!
 //! The simulator is a faithful fake of the vendor API used by `demo` and the tests.
 
+#![forbid(unsafe_code)]
+
 pub mod accounting;
 pub mod agent;
 pub mod api;
@@ -18,7 +20,9 @@ pub mod clock;
 pub mod config;
 pub mod country;
 pub mod demo;
+pub mod domain;
 pub mod intake;
+pub mod ledger;
 pub mod metrics;
 pub mod poller;
 pub mod server;

@@ -39,7 +39,11 @@ use subtle::ConstantTimeEq;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::intake::{parse_orders, EnqueueReport, IntakeObserver, OrderSink, SinkError};
+use crate::config::TelemetryPath;
+use crate::domain::EnqueueReport;
+use crate::intake::{
+    parse_orders, IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
+};
 
 /// The intake route.
 pub const INTAKE_PATH: &str = "/api/v1/orders";
@@ -98,8 +102,8 @@ pub struct ServerState {
     /// When set, the intake requires `Authorization: Bearer <token>`. An empty token matches
     /// nothing.
     pub intake_token: Option<String>,
-    /// The path of the metrics route; must start with `/` and not be one of [`RESERVED_PATHS`].
-    pub telemetry_path: String,
+    /// The path of the metrics route.
+    pub telemetry_path: TelemetryPath,
     /// Larger intake bodies get `413`.
     pub max_body_bytes: usize,
     /// Intake requests with more items get `400`.
@@ -124,20 +128,12 @@ impl std::fmt::Debug for ServerState {
 }
 
 /// Build the router.
-///
-/// # Panics
-/// When `telemetry_path` does not start with `/` or is one of [`RESERVED_PATHS`]; the
-/// configuration rejects such values first.
 pub fn router(state: ServerState) -> Router {
     let telemetry_path = state.telemetry_path.clone();
-    assert!(
-        telemetry_path.starts_with('/') && !RESERVED_PATHS.contains(&telemetry_path.as_str()),
-        "invalid telemetry path {telemetry_path:?}"
-    );
     let state = Arc::new(state);
     Router::new()
         .route("/", get(landing))
-        .route(&telemetry_path, get(metrics))
+        .route(telemetry_path.as_str(), get(metrics))
         .route(HEALTHY_PATH, get(healthy))
         .route(READY_PATH, get(ready))
         .route(
@@ -282,7 +278,7 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
     let bytes = match read_body(&headers, body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge) => {
-            state.observer.rejected("invalid", 1);
+            state.observer.rejected(RejectReason::Invalid, 1);
             return json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!(
@@ -301,7 +297,9 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
     let orders = match parse_orders(content_type, &bytes, state.max_items) {
         Ok(orders) => orders,
         Err(e) => {
-            state.observer.rejected("invalid", e.rejected_items());
+            state
+                .observer
+                .rejected(RejectReason::Invalid, e.rejected_items());
             tracing::debug!(error = %e, "intake request rejected");
             let mut body = json!({ "error": e.to_string() });
             if let Some(index) = e.index() {
@@ -316,7 +314,9 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
     };
-    state.observer.received("http", orders.len() as u64);
+    state
+        .observer
+        .received(IntakeSource::Http, orders.len() as u64);
     match state.sink.enqueue(orders).await {
         Ok(report) => {
             let EnqueueReport {
@@ -325,10 +325,14 @@ async fn intake(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
                 ..
             } = report;
             if duplicates > 0 {
-                state.observer.rejected("duplicate", duplicates as u64);
+                state
+                    .observer
+                    .rejected(RejectReason::Duplicate, duplicates as u64);
             }
             if sampled_out > 0 {
-                state.observer.rejected("sampled_out", sampled_out as u64);
+                state
+                    .observer
+                    .rejected(RejectReason::SampledOut, sampled_out as u64);
             }
             (StatusCode::ACCEPTED, Json(report)).into_response()
         }
@@ -364,7 +368,7 @@ fn landing_page(state: &ServerState) -> String {
     // Relative links keep working behind a reverse proxy that adds a path prefix.
     let rel = |path: &str| format!(".{path}");
     let mut links = vec![
-        ("Metrics".to_owned(), rel(&state.telemetry_path)),
+        ("Metrics".to_owned(), rel(state.telemetry_path.as_str())),
         ("Health".to_owned(), rel(HEALTHY_PATH)),
         ("Readiness".to_owned(), rel(READY_PATH)),
         ("Intake API".to_owned(), "#intake".to_owned()),

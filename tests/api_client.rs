@@ -3,12 +3,12 @@
 
 mod common;
 
-use common::Recorder;
+use common::{Recorder, TestApi};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use itniotech_exporter::api::model::Matched;
 use itniotech_exporter::api::sign::{sign, sign_matches};
 use itniotech_exporter::api::{
-    ApiError, Client, ClientConfig, Credentials, Endpoint, SendRequest, VendorCode,
+    ApiError, Client, ClientConfig, Credentials, Endpoint, RetryPolicy, SendRequest, VendorCode,
 };
 use itniotech_exporter::clock::{self, OffsetClock, SharedClock};
 use rust_decimal::Decimal;
@@ -89,10 +89,8 @@ async fn handle(
     if header("Api-Key") != KEY || !sign_matches(&sign(KEY, SECRET, ts), header("Sign")) {
         return vendor("-1", "Authentication error");
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    // This mock plays the vendor, whose clock is the real one.
+    let now = clock::system().now().timestamp();
     if (now - ts).abs() > WINDOW_SECS {
         return vendor("-16", "Timestamp expires");
     }
@@ -196,17 +194,29 @@ fn config(addr: SocketAddr) -> ClientConfig {
     ClientConfig {
         base_url: format!("http://{addr}"),
         timeout: Duration::from_secs(10),
-        max_rps: 0.0,
-        max_attempts: 4,
-        backoff_min: Duration::from_millis(1),
-        backoff_max: Duration::from_millis(2),
+        max_rps: None,
+        retry: RetryPolicy {
+            max_attempts: 4,
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(2),
+        },
     }
 }
 
-fn client_with(cfg: ClientConfig, secret: &str, clock: SharedClock) -> (Client, Arc<Recorder>) {
+fn client_with(cfg: ClientConfig, secret: &str, clock: SharedClock) -> (TestApi, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
     let client = Client::new(cfg, Credentials::new(KEY, secret), clock, rec.clone()).unwrap();
-    (client, rec)
+    (TestApi::new(client), rec)
+}
+
+fn attempts(n: u32, cfg: ClientConfig) -> ClientConfig {
+    ClientConfig {
+        retry: RetryPolicy {
+            max_attempts: n,
+            ..cfg.retry.clone()
+        },
+        ..cfg
+    }
 }
 
 fn send_request() -> SendRequest {
@@ -223,7 +233,7 @@ fn send_request() -> SendRequest {
 async fn every_endpoint_round_trips() {
     let (mock, addr) = start_mock().await;
     let cfg = ClientConfig {
-        max_rps: 1000.0,
+        max_rps: Some(1000.0),
         ..config(addr)
     };
     let (client, rec) = client_with(cfg, SECRET, clock::system());
@@ -232,10 +242,6 @@ async fn every_endpoint_round_trips() {
     assert_eq!(flows.len(), 1, "the flow without an id is skipped");
     assert_eq!(flows[0].flow_id, 7);
     assert_eq!(flows[0].flow.len(), 2);
-
-    let flow = client.flow_details(7).await.unwrap();
-    assert_eq!(flow.name.as_deref(), Some("sms_then_voice"));
-    assert_eq!(flow.flow.len(), 1);
 
     let rec_o = client
         .record_by_order_id("Qw7rT2kZ", "ord-1")
@@ -282,7 +288,10 @@ async fn every_endpoint_round_trips() {
     assert_eq!(sent.verification_id, "24051409123310000417");
     let sent = client.send(&send_request()).await.unwrap();
     assert_eq!(sent.verification_id, "24051409123310000418");
-    assert_eq!(sent.channel.as_deref(), Some("call"));
+    assert_eq!(
+        sent.channel,
+        Some(itniotech_exporter::domain::Channel::Call)
+    );
 
     let good = client.verify("24051409123310000417", "4821").await.unwrap();
     assert_eq!(good.matched, Some(Matched::Verified));
@@ -293,13 +302,12 @@ async fn every_endpoint_round_trips() {
     let bad = client.verify("24051409123310000417", "0000").await.unwrap();
     assert_eq!(bad.matched, Some(Matched::Failed));
 
-    assert_eq!(mock.requests(), 9);
+    assert_eq!(mock.requests(), 8);
     let calls = rec.calls();
     assert_eq!(
         calls.iter().map(|c| c.0).collect::<Vec<_>>(),
         [
             Endpoint::FlowList,
-            Endpoint::FlowDetails,
             Endpoint::RecordByOrderId,
             Endpoint::RecordByVerificationId,
             Endpoint::Balance,
@@ -332,9 +340,9 @@ async fn every_endpoint_round_trips() {
     );
 
     // Every reply carried a Date header: skew measured, near zero on the same machine.
-    let skew = client.clock_skew().unwrap();
+    let skew = rec.last_skew().unwrap();
     assert!(skew.abs() < 3.0, "{skew}");
-    assert_eq!(rec.skews.lock().unwrap().len(), 9);
+    assert_eq!(rec.skews.lock().unwrap().len(), 8);
 }
 
 #[tokio::test]
@@ -375,7 +383,7 @@ async fn client_clock_behind_is_corrected_from_the_date_header() {
         rec.calls().iter().map(|c| c.2).collect::<Vec<_>>(),
         [false, true]
     );
-    let skew = client.clock_skew().unwrap();
+    let skew = rec.last_skew().unwrap();
     assert!((skew + 1000.0).abs() < 3.0, "skew {skew}");
     assert!(rec
         .skews
@@ -421,10 +429,7 @@ async fn http_503_twice_then_success() {
 #[tokio::test]
 async fn server_error_forever_stops_after_max_attempts() {
     let (mock, addr) = start_mock().await;
-    let cfg = ClientConfig {
-        max_attempts: 3,
-        ..config(addr)
-    };
+    let cfg = attempts(3, config(addr));
     let (client, rec) = client_with(cfg, SECRET, clock::system());
     mock.script().vendor_status = Some("-18");
     let err = client.record_by_verification_id("2405").await.unwrap_err();
@@ -447,16 +452,13 @@ async fn parameter_error_is_not_retried() {
     let (mock, addr) = start_mock().await;
     let (client, rec) = client_with(config(addr), SECRET, clock::system());
     mock.script().vendor_status = Some("-22");
-    let err = client.flow_details(7).await.unwrap_err();
+    let err = client.flow_list().await.unwrap_err();
     assert!(
         matches!(&err, ApiError::Vendor { code: VendorCode::ParameterError, reason } if reason == "scripted failure"),
         "{err:?}"
     );
     assert_eq!(mock.requests(), 1);
-    assert_eq!(
-        rec.calls(),
-        [(Endpoint::FlowDetails, "-22".to_string(), true)]
-    );
+    assert_eq!(rec.calls(), [(Endpoint::FlowList, "-22".to_string(), true)]);
 }
 
 #[tokio::test]
@@ -551,15 +553,12 @@ async fn refused_connection_is_retried_then_reported() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let cfg = ClientConfig {
-        max_attempts: 2,
-        ..config(addr)
-    };
+    let cfg = attempts(2, config(addr));
     let (client, rec) = client_with(cfg, SECRET, clock::system());
     let err = client.flow_list().await.unwrap_err();
     assert!(matches!(err, ApiError::Connect(_)), "{err:?}");
     assert_eq!(rec.labels(), ["connect", "connect"]);
-    assert_eq!(client.clock_skew(), None);
+    assert_eq!(rec.last_skew(), None);
 }
 
 #[tokio::test]
@@ -569,10 +568,7 @@ async fn a_single_attempt_still_learns_the_skew_from_a_minus_16() {
         inner: clock::system(),
         offset: chrono::Duration::seconds(-1000),
     });
-    let cfg = ClientConfig {
-        max_attempts: 1,
-        ..config(addr)
-    };
+    let cfg = attempts(1, config(addr));
     let (client, rec) = client_with(cfg, SECRET, behind);
     assert!(client.balance().await.unwrap_err().is_timestamp_expired());
     client.balance().await.unwrap();

@@ -1,10 +1,10 @@
-//! Every example reply in itniotech-api.md §3 and the seed vendor page parse into the models,
+//! Every example reply in docs/vendor-api.md §3 and the seed vendor page parse into the models,
 //! field by field, plus the variants the docs say a client must tolerate (§4).
 
 use chrono::{DateTime, FixedOffset, TimeZone};
 use itniotech_exporter::api::model::{
-    one_or_many, parse_time, parse_time_str, AppInfo, BalanceReply, Envelope, Flow, Matched,
-    OrderRecord, SendResult, Template, VerifyResult,
+    one_or_many, parse_time, parse_time_str, AppInfo, BalanceReply, Channel, Envelope, Flow,
+    Matched, OrderRecord, SendResult, StepTrigger, Template, VerifyResult,
 };
 use itniotech_exporter::api::VendorCode;
 use rust_decimal::Decimal;
@@ -113,7 +113,7 @@ fn send_reply_3_3_and_its_error_reply() {
     let r = e.data.unwrap();
     assert_eq!(r.verification_id, "24051409123310000417");
     assert_eq!(r.to.as_deref(), Some("6281234567890"));
-    assert_eq!(r.channel.as_deref(), Some("sms"));
+    assert_eq!(r.channel, Some(Channel::Sms));
     assert_eq!(r.sna_url, None);
 
     let e: Envelope<SendResult> = env(r#"{"status":"-28","reason":"Period phone send limit"}"#);
@@ -141,7 +141,7 @@ fn verify_reply_3_4() {
     );
     let r = e.data.unwrap();
     assert_eq!(r.verification_id.as_deref(), Some("24051409123310000417"));
-    assert_eq!(r.channel.as_deref(), Some("sms"));
+    assert_eq!(r.channel, Some(Channel::Sms));
     assert_eq!(r.matched, Some(Matched::Verified));
     let e: Envelope<VerifyResult> = env(r#"{"status":"0","data":{"matched":"2"}}"#);
     assert_eq!(e.data.unwrap().matched, Some(Matched::Failed));
@@ -165,7 +165,7 @@ fn record_by_verification_id_3_5_objects_not_arrays() {
     assert_eq!(v.matched, Matched::Verified);
     assert_eq!(v.verified_date, cst(2024, 5, 14, 9, 14, 2));
     assert_eq!(v.ori_receiver.as_deref(), Some("6281234567890"));
-    assert_eq!(v.channel.as_deref(), Some("sms"));
+    assert_eq!(v.channel, Some(Channel::Sms));
     assert_eq!(v.order_id.as_deref(), Some("ord-88231"));
     assert_eq!(r.sms.len(), 1);
     let s = &r.sms[0];
@@ -209,7 +209,7 @@ fn record_by_order_id_3_6_arrays() {
         r.verifications.ori_receiver.as_deref(),
         Some("919876543210")
     );
-    assert_eq!(r.verifications.channel.as_deref(), Some("call"));
+    assert_eq!(r.verifications.channel, Some(Channel::Call));
     assert_eq!(r.verifications.order_id, None);
 
     let s = &r.sms[0];
@@ -254,7 +254,7 @@ fn seed_page_response_example() {
     assert_eq!(r.verifications.matched, Matched::Verified);
     assert_eq!(r.verifications.verified_date, cst(2022, 7, 12, 13, 39, 47));
     assert_eq!(r.verifications.ori_receiver.as_deref(), Some("91856321412"));
-    assert_eq!(r.verifications.channel.as_deref(), Some("call"));
+    assert_eq!(r.verifications.channel, Some(Channel::Call));
     assert_eq!(r.verifications.order_id.as_deref(), Some("1234566"));
 
     assert_eq!(r.sms.len(), 1);
@@ -304,12 +304,12 @@ fn flow_list_3_7() {
     assert_eq!(f.name.as_deref(), Some("sms_then_voice"));
     assert_eq!(f.flow.len(), 2);
     assert_eq!(f.flow[0].waiting_time, Some(60));
-    assert_eq!(f.flow[0].status, Some(2));
-    assert_eq!(f.flow[0].channel.as_deref(), Some("sms"));
+    assert_eq!(f.flow[0].trigger, StepTrigger::Unverified);
+    assert_eq!(f.flow[0].channel, Some(Channel::Sms));
     assert_eq!(f.flow[0].channel_cut, Some(0));
     assert_eq!(f.flow[1].waiting_time, Some(90));
-    assert_eq!(f.flow[1].status, Some(1));
-    assert_eq!(f.flow[1].channel.as_deref(), Some("call"));
+    assert_eq!(f.flow[1].trigger, StepTrigger::SendFailure);
+    assert_eq!(f.flow[1].channel, Some(Channel::Call));
     assert_eq!(f.flow[1].channel_cut, Some(1));
 
     // flow/details: one object; flowId as a string.

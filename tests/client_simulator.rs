@@ -8,10 +8,10 @@
 mod common;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use common::Recorder;
-use itniotech_exporter::api::model::{Flow, FlowNode, Matched, OrderRecord};
+use common::{Recorder, TestApi};
+use itniotech_exporter::api::model::{Channel, Flow, FlowNode, Matched, OrderRecord, StepTrigger};
 use itniotech_exporter::api::{
-    ApiError, Client, ClientConfig, Credentials, Endpoint, SendRequest, VendorCode,
+    ApiError, Client, ClientConfig, Credentials, Endpoint, RetryPolicy, SendRequest, VendorCode,
 };
 use itniotech_exporter::clock::{ManualClock, OffsetClock, SharedClock};
 use itniotech_exporter::simulator::{
@@ -76,19 +76,21 @@ impl Harness {
         ClientConfig {
             base_url: self.base.clone(),
             timeout: Duration::from_secs(10),
-            max_rps: 0.0,
-            max_attempts: MAX_ATTEMPTS,
-            backoff_min: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(5),
+            max_rps: None,
+            retry: RetryPolicy {
+                max_attempts: MAX_ATTEMPTS,
+                backoff_min: Duration::from_millis(1),
+                backoff_max: Duration::from_millis(5),
+            },
         }
     }
 
     /// A client on the shared clock with the demo credentials.
-    fn client(&self) -> (Client, Arc<Recorder>) {
+    fn client(&self) -> (TestApi, Arc<Recorder>) {
         self.client_with(DEMO_API_SECRET, Arc::new(self.clock.clone()))
     }
 
-    fn client_with(&self, secret: &str, clock: SharedClock) -> (Client, Arc<Recorder>) {
+    fn client_with(&self, secret: &str, clock: SharedClock) -> (TestApi, Arc<Recorder>) {
         let rec = Arc::new(Recorder::default());
         let client = Client::new(
             self.config(),
@@ -97,7 +99,7 @@ impl Harness {
             rec.clone(),
         )
         .unwrap();
-        (client, rec)
+        (TestApi::new(client), rec)
     }
 
     fn advance(&self, secs: u64) {
@@ -132,8 +134,8 @@ fn expected_flows() -> Vec<Flow> {
                 .into_iter()
                 .map(|n| FlowNode {
                     waiting_time: Some(i64::from(n.waiting_time)),
-                    status: Some(i64::from(n.status)),
-                    channel: Some(n.channel.as_str().to_string()),
+                    trigger: n.trigger,
+                    channel: Some(n.channel.into()),
                     channel_cut: Some(i64::from(n.channel_cut)),
                 })
                 .collect(),
@@ -164,21 +166,18 @@ async fn every_endpoint_round_trips_against_the_simulator() {
         vec![
             FlowNode {
                 waiting_time: Some(60),
-                status: Some(1),
-                channel: Some("sms".into()),
+                trigger: StepTrigger::SendFailure,
+                channel: Some(Channel::Sms),
                 channel_cut: Some(0),
             },
             FlowNode {
                 waiting_time: Some(90),
-                status: Some(1),
-                channel: Some("call".into()),
+                trigger: StepTrigger::SendFailure,
+                channel: Some(Channel::Call),
                 channel_cut: Some(0),
             },
         ]
     );
-
-    // flow_details.
-    assert_eq!(client.flow_details(4).await.unwrap(), expected_flows()[3]);
 
     // balance at start.
     let start = client.balance().await.unwrap();
@@ -199,7 +198,7 @@ async fn every_endpoint_round_trips_against_the_simulator() {
         "yyMMddHHmmss at +08:00: {vid}"
     );
     assert_eq!(sent.to.as_deref(), Some(TO_ID));
-    assert_eq!(sent.channel.as_deref(), Some("sms"));
+    assert_eq!(sent.channel, Some(Channel::Sms));
 
     // record_by_order_id: arrays, normalised.
     let by_order = client
@@ -211,7 +210,7 @@ async fn every_endpoint_round_trips_against_the_simulator() {
     assert_eq!(by_order.flow_id, Some(1));
     assert_eq!(by_order.verifications.matched, Matched::NotChecked);
     assert_eq!(by_order.verifications.ori_receiver.as_deref(), Some(TO_ID));
-    assert_eq!(by_order.verifications.channel.as_deref(), Some("sms"));
+    assert_eq!(by_order.verifications.channel, Some(Channel::Sms));
     assert_eq!(by_order.verifications.order_id.as_deref(), Some("ord-rt-1"));
     assert_eq!(by_order.sms.len(), 1);
     assert!(by_order.call.is_empty() && by_order.sna.is_empty());
@@ -266,7 +265,6 @@ async fn every_endpoint_round_trips_against_the_simulator() {
         calls.iter().map(|c| c.0).collect::<Vec<_>>(),
         [
             Endpoint::FlowList,
-            Endpoint::FlowDetails,
             Endpoint::Balance,
             Endpoint::SendRule,
             Endpoint::RecordByOrderId,
@@ -279,7 +277,7 @@ async fn every_endpoint_round_trips_against_the_simulator() {
     );
     assert!(calls.iter().all(|c| c.1 == "0" && c.2), "{calls:?}");
     // Same clock on both sides: the Date header has whole seconds, read as mid-second.
-    assert_eq!(client.clock_skew(), Some(-0.5));
+    assert_eq!(rec.last_skew(), Some(-0.5));
 }
 
 #[tokio::test]
@@ -343,7 +341,7 @@ async fn clock_skew_is_corrected_after_one_timestamp_expired() {
         );
         // Local minus server: the client is behind, so negative. The Date header has whole
         // seconds, read as mid-second: exactly -1000.5 on a whole-second clock.
-        let skew = client.clock_skew().unwrap();
+        let skew = rec.last_skew().unwrap();
         assert_eq!(skew, -1000.5, "via_chaos={via_chaos}");
         assert!((skew + 1000.0).abs() <= 1.0);
         assert_eq!(
@@ -512,7 +510,7 @@ async fn an_order_walks_its_flow_and_the_balance_falls_by_its_charges() {
         "the call starts when the SMS node's 60 s wait ends"
     );
     assert_eq!(call.rate, Some(dec("0.0850")));
-    assert_eq!(r.verifications.channel.as_deref(), Some("call"));
+    assert_eq!(r.verifications.channel, Some(Channel::Call));
     assert_eq!(
         client.balance().await.unwrap().balance,
         Some(start - charges(&r))

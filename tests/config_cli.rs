@@ -224,10 +224,26 @@ fn missing_config_file_is_a_clear_error() {
 
 #[test]
 fn bad_durations_are_rejected() {
-    let err = Cli::try_parse_from(["itniotech-exporter", "run", "--api.timeout", "10 parsecs"])
-        .unwrap_err();
+    // Flags are validated with the file's values, and the error names the setting and flag.
+    let err = Config::from_args(&run_args(&["--api.timeout", "10 parsecs"])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::Invalid {
+                key: "api.timeout",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("--api.timeout"), "{err}");
-    assert!(Cli::try_parse_from(["x", "run", "--poll.interval", "15"]).is_err());
+    assert!(Config::from_args(&run_args(&["--poll.interval", "15"])).is_err());
+    // Every duration has bounds.
+    let err = Config::from_args(&run_args(&["--poll.first-delay", "300000y"])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid setting poll.first_delay: must be between 100ms and 1h, got 300000years"
+    );
 
     let f = file("[tracking]\nmax_age = \"two hours\"\n");
     let err =
@@ -261,8 +277,10 @@ fn sampling_ratio_range() {
 
 #[test]
 fn log_format_values() {
-    assert!(Cli::try_parse_from(["x", "run", "--log.format", "json"]).is_ok());
-    assert!(Cli::try_parse_from(["x", "run", "--log.format", "xml"]).is_err());
+    let json = Config::from_args(&run_args(&["--log.format", "json"])).unwrap();
+    assert_eq!(json.log.format, LogFormat::Json);
+    let err = Config::from_args(&run_args(&["--log.format", "xml"])).unwrap_err();
+    assert!(err.to_string().contains("log.format"), "{err}");
     let f = file("[log]\nformat = \"xml\"\n");
     assert!(Config::from_args(&run_args(&["--config.file", f.path().to_str().unwrap()])).is_err());
 }
@@ -381,30 +399,10 @@ fn run_help_lists_every_flag() {
         .unwrap()
         .render_long_help()
         .to_string();
-    for flag in [
-        "--web.listen-address",
-        "--web.telemetry-path",
-        "--api.base-url",
-        "--api.max-rps",
-        "--api.timeout",
-        "--api.currency",
-        "--api.concurrency",
-        "--storage.path",
-        "--poll.first-delay",
-        "--poll.interval",
-        "--tracking.verify-window",
-        "--tracking.max-age",
-        "--flows.refresh-interval",
-        "--balance.refresh-interval",
-        "--sampling.ratio",
-        "--intake.token-file",
-        "--log.level",
-        "--log.format",
-        "--config.file",
-        "--api.key-file",
-        "--api.secret-file",
-    ] {
-        assert!(help.contains(flag), "run --help lacks {flag}:\n{help}");
+    let table_flags = Config::keys().into_iter().map(|(_, f)| format!("--{f}"));
+    let other_flags = ["--config.file", "--api.key-file", "--api.secret-file"].map(String::from);
+    for flag in table_flags.chain(other_flags) {
+        assert!(help.contains(&flag), "run --help lacks {flag}:\n{help}");
     }
     assert!(help.contains("9867"), "the default port is documented");
     insta::assert_snapshot!("run_help", help);
@@ -434,10 +432,25 @@ fn demo_flags() {
     assert_eq!(demo.scenario.as_deref(), Some("pumping"));
     assert_eq!(demo.seed, 7);
     assert_eq!(demo.duration, Some(Duration::from_secs(90)));
+    let cfg =
+        Config::from_args_over(itniotech_exporter::demo::demo_defaults(), &demo.agent).unwrap();
+    assert_eq!(cfg.web.listen_address.to_string(), "127.0.0.1:0");
+    assert_eq!(cfg.api.max_rps, 200.0, "the demo's own default");
+
+    let Command::Demo(demo) = Cli::try_parse_from(["x", "demo", "--api.max-rps", "7"])
+        .unwrap()
+        .command
+    else {
+        panic!()
+    };
+    let cfg =
+        Config::from_args_over(itniotech_exporter::demo::demo_defaults(), &demo.agent).unwrap();
     assert_eq!(
-        demo.agent.listen_address.unwrap().to_string(),
-        "127.0.0.1:0"
+        cfg.web.listen_address.to_string(),
+        "127.0.0.1:9867",
+        "loopback"
     );
+    assert_eq!(cfg.api.max_rps, 7.0, "a flag wins over the demo's default");
 
     let Command::Demo(demo) = Cli::try_parse_from(["x", "demo"]).unwrap().command else {
         panic!()

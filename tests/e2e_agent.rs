@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use common::{parse_exposition, sum};
 use itniotech_exporter::accounting::Settings;
 use itniotech_exporter::api::model::{Matched, OrderRecord};
-use itniotech_exporter::api::{Client, ClientConfig, Credentials, NoopObserver, SendRequest};
+use itniotech_exporter::api::{
+    ApiObserver, Client, NoopObserver, OtpSender, RecordSource, SendRequest,
+};
 use itniotech_exporter::clock::{ManualClock, SharedClock};
 use itniotech_exporter::country;
-use itniotech_exporter::intake::{NewOrder, OrderKey};
+use itniotech_exporter::domain::{NewOrder, OrderKey};
 use itniotech_exporter::metrics::Metrics;
 use itniotech_exporter::poller::{CatalogPoller, FlowCatalogHandle, OrderPoller};
 use itniotech_exporter::simulator::{
@@ -28,25 +30,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn client(
-    base: &str,
-    clock: SharedClock,
-    observer: Arc<dyn itniotech_exporter::api::ApiObserver>,
-) -> Client {
-    Client::new(
-        ClientConfig {
-            base_url: base.to_string(),
-            timeout: Duration::from_secs(5),
-            max_rps: 0.0,
-            max_attempts: 3,
-            backoff_min: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(5),
-        },
-        Credentials::new(DEMO_API_KEY, DEMO_API_SECRET),
-        clock,
-        observer,
-    )
-    .unwrap()
+fn client(base: &str, clock: SharedClock, observer: Arc<dyn ApiObserver>) -> Client {
+    common::sim_client(base, DEMO_API_KEY, DEMO_API_SECRET, clock, observer)
 }
 
 struct Agent {
@@ -61,29 +46,33 @@ async fn start_agent(dir: &std::path::Path, base: &str, clock: SharedClock) -> A
     let metrics = Arc::new(Metrics::new(ledger, "test", "test"));
     let tracker = Tracker::start(
         store,
-        metrics.clone(),
+        metrics.ledger.clone(),
         TrackerConfig::default(),
         clock.clone(),
     );
-    let api = client(base, clock.clone(), metrics.clone());
+    let api: Arc<dyn RecordSource> = Arc::new(client(base, clock.clone(), metrics.op.clone()));
     let flows = FlowCatalogHandle::default();
-    let catalog = CatalogPoller {
-        client: api.clone(),
-        metrics: metrics.clone(),
-        flows: flows.clone(),
-        currency: "USD".into(),
-    };
+    let catalog = CatalogPoller::new(
+        api.clone(),
+        metrics.op.clone(),
+        flows.clone(),
+        "USD".into(),
+        Duration::from_secs(300),
+        Duration::from_secs(60),
+    )
+    .unwrap();
     catalog.refresh_flows().await;
     catalog.refresh_balance().await;
-    let poller = OrderPoller {
-        tracker: tracker.clone(),
-        client: api,
+    let poller = OrderPoller::new(
+        tracker.clone(),
+        api,
         flows,
-        metrics: metrics.clone(),
-        settings: Settings::default(),
+        metrics.op.clone(),
+        Settings::default(),
         clock,
-        concurrency: 8,
-    };
+        8,
+    )
+    .unwrap();
     Agent {
         metrics,
         tracker,
@@ -97,6 +86,29 @@ fn otp_samples(text: &str) -> Vec<common::Sample> {
         .into_iter()
         .filter(|s| s.name.starts_with("itniotech_otp_") && !s.name.contains("flow_"))
         .collect()
+}
+
+/// The exposition made comparable across runs: API latencies (wall-clock time) keep only their
+/// series, with `<t>` for the value; samples within a family are sorted, because the operational
+/// families iterate a hash map whose order differs per process.
+fn deterministic_exposition(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut block: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            block.sort();
+            out.append(&mut block);
+            out.push(line.to_string());
+        } else if line.starts_with("itniotech_api_request_duration_seconds") {
+            let series = line.rsplit_once(' ').map_or(line, |(s, _)| s);
+            block.push(format!("{series} <t>"));
+        } else {
+            block.push(line.to_string());
+        }
+    }
+    block.sort();
+    out.append(&mut block);
+    out.join("\n")
 }
 
 #[derive(Default, Debug)]
@@ -171,7 +183,8 @@ async fn orders_are_counted_exactly_once_and_survive_a_restart() {
     tokio::spawn(sim.clone().serve(listener));
     let dir = tempfile::tempdir().unwrap();
     let agent = start_agent(dir.path(), &base, clock.clone()).await;
-    let gen = client(&base, clock.clone(), Arc::new(NoopObserver));
+    let reader = client(&base, clock.clone(), Arc::new(NoopObserver));
+    let gen = OtpSender::new(reader.clone());
 
     // Orders: ID is in an outage (SMS fail → flows fall back to calls), DE/BR/US deliver.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
@@ -272,14 +285,7 @@ async fn orders_are_counted_exactly_once_and_survive_a_restart() {
     // Oracle from the simulator's records, read with a separate client.
     let mut oracle = Oracle::default();
     for (key, receiver_country) in &sent {
-        let rec = match key {
-            OrderKey::Order { app_id, order_id } => gen.record_by_order_id(app_id, order_id).await,
-            OrderKey::Verification { verification_id } => {
-                gen.record_by_verification_id(verification_id).await
-            }
-        }
-        .unwrap()
-        .expect("record exists");
+        let rec = reader.record(key).await.unwrap().expect("record exists");
         account(&mut oracle, &rec, receiver_country);
     }
     let text = agent.metrics.render();
@@ -376,6 +382,10 @@ async fn orders_are_counted_exactly_once_and_survive_a_restart() {
     assert!(sum(&s, "itniotech_otp_order_verification_seconds_count", &[]) > 0.0);
     assert!(sum(&s, "itniotech_account_balance", &[("kind", "balance")]) > 0.0);
     assert_eq!(sum(&s, "itniotech_otp_flow_info", &[]), 4.0);
+
+    // The whole exposition is pinned: any change to names, labels, help or values is a reviewed
+    // diff. API latencies are wall-clock time, so only their bucket layout is kept.
+    insta::assert_snapshot!("metrics_after_e2e", deterministic_exposition(&text));
 
     // Polling again changes nothing; a restart restores exactly the same OTP series.
     manual.advance(Duration::from_secs(3600));

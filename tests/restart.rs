@@ -6,87 +6,25 @@
 
 mod common;
 
-use common::{binary, parse_exposition, sum};
+use common::{order_key, scrape, sum, Proc};
 use itniotech_exporter::api::model::Matched;
-use itniotech_exporter::api::{Client, ClientConfig, Credentials, NoopObserver, SendRequest};
+use itniotech_exporter::api::{NoopObserver, OtpSender, RecordSource, SendRequest};
 use itniotech_exporter::simulator::{random_receiver, COUNTRIES, DEMO_API_KEY};
 use rand::SeedableRng;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const SECRET: &str = "s3cr3t-Restart-Test";
 
-/// A child process whose output is captured; killed on drop.
-struct Proc {
-    child: Child,
-    output: Arc<Mutex<String>>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary and waits for the line announcing its listening address.
+/// Starts the binary with the test's credentials.
 fn spawn(args: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(binary())
-        .args(args)
-        .env("ITNIOTECH_API_KEY", DEMO_API_KEY)
-        .env("ITNIOTECH_API_SECRET", SECRET)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the binary");
-    let output = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let output = output.clone();
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                output.lock().unwrap().push_str(&line);
-                output.lock().unwrap().push('\n');
-                if line.contains("listening") {
-                    if let Some(addr) = find_addr(&line) {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-        });
-    }
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("no listening line; output:\n{}", output.lock().unwrap()));
-    (Proc { child, output }, addr)
-}
-
-fn find_addr(line: &str) -> Option<String> {
-    let i = line.find("127.0.0.1:")?;
-    let port: String = line[i + 10..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    (!port.is_empty()).then(|| format!("127.0.0.1:{port}"))
-}
-
-async fn metrics(http: &reqwest::Client, addr: &str) -> Option<Vec<common::Sample>> {
-    let body = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(parse_exposition(&body))
+    common::spawn(
+        args,
+        &[
+            ("ITNIOTECH_API_KEY", DEMO_API_KEY),
+            ("ITNIOTECH_API_SECRET", SECRET),
+        ],
+    )
 }
 
 fn agent_args<'a>(sim: &'a str, store: &'a str) -> Vec<&'a str> {
@@ -131,17 +69,14 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
     let sim_url = format!("http://{sim_addr}");
     let (mut agent, agent_addr) = spawn(&agent_args(&sim_url, &store_path));
     let http = reqwest::Client::new();
-    let gen = Client::new(
-        ClientConfig {
-            base_url: sim_url.clone(),
-            max_rps: 0.0,
-            ..ClientConfig::default()
-        },
-        Credentials::new(DEMO_API_KEY, SECRET),
+    let reader = common::sim_client(
+        &sim_url,
+        DEMO_API_KEY,
+        SECRET,
         itniotech_exporter::clock::system(),
         Arc::new(NoopObserver),
-    )
-    .unwrap();
+    );
+    let gen = OtpSender::new(reader.clone());
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let mut receivers = Vec::new();
@@ -187,10 +122,10 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
     post(agent_addr.clone(), batch).await;
     // Let some polls land, then kill -9 while most orders are still in flight.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let before_kill = metrics(&http, &agent_addr).await.unwrap();
+    let before_kill = scrape(&http, &agent_addr).await.unwrap();
     assert!(sum(&before_kill, "itniotech_exporter_orders_pending", &[]) > 0.0);
-    let first_logs = agent.output.lock().unwrap().clone();
-    kill9(&mut agent.child);
+    let first_logs = agent.output();
+    agent.kill9();
 
     let (agent2, agent_addr2) = spawn(&agent_args(&sim_url, &store_path));
     let mut batch = Vec::new();
@@ -204,14 +139,14 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
     post(agent_addr2.clone(), batch).await;
 
     let done = common::eventually(Duration::from_secs(240), || async {
-        let m = metrics(&http, &agent_addr2).await?;
+        let m = scrape(&http, &agent_addr2).await?;
         (sum(&m, "itniotech_exporter_orders_pending", &[]) == 0.0
             && sum(&m, "itniotech_otp_orders_total", &[]) == 60.0)
             .then_some(m)
     })
     .await;
     let Some(done) = done else {
-        let m = metrics(&http, &agent_addr2).await.unwrap_or_default();
+        let m = scrape(&http, &agent_addr2).await.unwrap_or_default();
         let interesting: Vec<String> = m
             .iter()
             .filter(|s| {
@@ -239,7 +174,10 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
         let mut recs = Vec::new();
         for row in &rows {
             let id = row.split(' ').next().unwrap().rsplit(':').next().unwrap();
-            recs.push(format!("{:?}", gen.record_by_order_id("rstApp", id).await));
+            recs.push(format!(
+                "{:?}",
+                reader.record(&order_key("rstApp", id)).await
+            ));
         }
         panic!(
             "orders did not finish:\n{}\n{}\n{}",
@@ -253,7 +191,11 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
     let (mut sms_ok, mut sms_fail, mut calls, mut delivered, mut verified) =
         (0.0, 0.0, 0.0, 0.0, 0.0);
     for id in &order_ids {
-        let rec = gen.record_by_order_id("rstApp", id).await.unwrap().unwrap();
+        let rec = reader
+            .record(&order_key("rstApp", id))
+            .await
+            .unwrap()
+            .unwrap();
         sms_ok += rec.sms.iter().filter(|s| s.status == Some(0)).count() as f64;
         sms_fail += rec.sms.iter().filter(|s| s.status == Some(1)).count() as f64;
         calls += rec.call.len() as f64;
@@ -305,7 +247,7 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
         .text()
         .await
         .unwrap();
-    let logs = format!("{first_logs}\n{}", agent2.output.lock().unwrap());
+    let logs = format!("{first_logs}\n{}", agent2.output());
     assert!(!logs.is_empty());
     for (what, text) in [("metrics", &body), ("logs", &logs)] {
         assert!(!text.contains(SECRET), "secret in {what}");
@@ -316,11 +258,4 @@ async fn kill_9_loses_nothing_and_counts_nothing_twice() {
             assert!(!text.contains(id.as_str()), "order id {id} in {what}");
         }
     }
-}
-
-/// SIGKILL: no destructor, no flush, no graceful shutdown.
-fn kill9(child: &mut Child) {
-    // std's kill() sends SIGKILL on Unix.
-    child.kill().expect("kill -9");
-    child.wait().unwrap();
 }

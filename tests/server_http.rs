@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use itniotech_exporter::intake::{EnqueueReport, IntakeObserver, NewOrder, OrderSink, SinkError};
+use itniotech_exporter::domain::{EnqueueReport, NewOrder};
+use itniotech_exporter::intake::{
+    IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
+};
 use itniotech_exporter::server::{router, serve, LandingInfo, ServerState};
 
 struct Sink;
@@ -26,8 +29,8 @@ impl OrderSink for Sink {
 
 struct Observer;
 impl IntakeObserver for Observer {
-    fn received(&self, _: &str, _: u64) {}
-    fn rejected(&self, _: &str, _: u64) {}
+    fn received(&self, _: IntakeSource, _: u64) {}
+    fn rejected(&self, _: RejectReason, _: u64) {}
 }
 
 #[tokio::test]
@@ -40,7 +43,7 @@ async fn serves_on_a_socket_and_shuts_down() {
         render_metrics: Arc::new(|| "itniotech_up 1\n# EOF\n".to_owned()),
         ready: Arc::new(|| true),
         intake_token: Some("tok".into()),
-        telemetry_path: "/metrics".into(),
+        telemetry_path: "/metrics".parse().unwrap(),
         max_body_bytes: 1 << 20,
         max_items: 100,
         landing: LandingInfo::default(),

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use futures::future::BoxFuture;
+use itniotech_exporter::domain::{EnqueueReport, NewOrder, OrderKey};
 use itniotech_exporter::intake::{
-    EnqueueReport, IntakeObserver, NewOrder, OrderKey, OrderSink, SinkError,
+    IntakeObserver, IntakeSource, OrderSink, RejectReason, SinkError,
 };
 use itniotech_exporter::server::{router, LandingInfo, ServerState, OPENMETRICS_CONTENT_TYPE};
 use tower::ServiceExt;
@@ -57,17 +58,17 @@ struct FakeObserver {
 }
 
 impl IntakeObserver for FakeObserver {
-    fn received(&self, source: &str, n: u64) {
+    fn received(&self, source: IntakeSource, n: u64) {
         self.events
             .lock()
             .unwrap()
-            .push(("received".into(), source.into(), n));
+            .push(("received".into(), source.as_str().into(), n));
     }
-    fn rejected(&self, reason: &str, n: u64) {
+    fn rejected(&self, reason: RejectReason, n: u64) {
         self.events
             .lock()
             .unwrap()
-            .push(("rejected".into(), reason.into(), n));
+            .push(("rejected".into(), reason.as_str().into(), n));
     }
 }
 
@@ -91,7 +92,7 @@ fn harness_with(mode: Mode, token: Option<&str>, ready: bool, telemetry_path: &s
         }),
         ready: Arc::new(move || ready),
         intake_token: token.map(str::to_owned),
-        telemetry_path: telemetry_path.to_owned(),
+        telemetry_path: telemetry_path.parse().unwrap(),
         max_body_bytes: 1024,
         max_items: 5,
         landing: LandingInfo {

@@ -1,4 +1,4 @@
-//! The simulator seen from outside: a plain HTTP client that knows only itniotech-api.md
+//! The simulator seen from outside: a plain HTTP client that knows only docs/vendor-api.md
 //! (signed headers, JSON bodies) talks to a simulator on an ephemeral 127.0.0.1 port whose
 //! clock is a `ManualClock`.
 

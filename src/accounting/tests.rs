@@ -1,6 +1,25 @@
 use super::*;
-use crate::api::model::{Envelope, FlowNode};
-use crate::metrics::{Ledger, LedgerFamily, SeriesValue};
+use crate::api::model::{Envelope, FlowNode, StepTrigger};
+use crate::ledger::{Ledger, LedgerFamily, SeriesValue};
+
+fn order(app: &str, flow: &str, country: &str, outcome: OrderOutcome) -> Update {
+    Update::Order(OrderLabels {
+        app_id: app.into(),
+        flow_id: flow.into(),
+        country: country.into(),
+        outcome,
+    })
+}
+
+fn verification(app: &str, country: &str, result: VerificationResult) -> Update {
+    Update::Verification(VerificationLabels {
+        app_id: app.into(),
+        flow_id: "none".into(),
+        country: country.into(),
+        channel: Channel::Sms,
+        result,
+    })
+}
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -16,8 +35,8 @@ fn record(json: serde_json::Value) -> OrderRecord {
 fn catalog() -> FlowCatalog {
     let node = |w, st, ch: &str| FlowNode {
         waiting_time: Some(w),
-        status: Some(st),
-        channel: Some(ch.into()),
+        trigger: StepTrigger::from_code(Some(st)),
+        channel: Channel::parse(ch),
         channel_cut: Some(0),
     };
     let mut c = FlowCatalog::new();
@@ -350,7 +369,7 @@ fn not_found_is_retried_then_counted_once() {
     assert_eq!(out.next, Next::Forget);
     assert_eq!(
         out.updates,
-        vec![Update::order("app1", "3", "unknown", "not_found")]
+        vec![order("app1", "3", "unknown", OrderOutcome::NotFound)]
     );
 }
 
@@ -363,11 +382,11 @@ fn max_age_finalises_unresolved() {
     assert_eq!(out.next, Next::Forget);
     assert!(out
         .updates
-        .contains(&Update::order("app1", "none", "ID", "unresolved")));
+        .contains(&order("app1", "none", "ID", OrderOutcome::Unresolved)));
     let err = on_error(&st, t(T0) + cfg.max_age, &cfg);
     assert!(err
         .updates
-        .contains(&Update::order("app1", "none", "unknown", "unresolved")));
+        .contains(&order("app1", "none", "unknown", OrderOutcome::Unresolved)));
 }
 
 #[test]
@@ -419,9 +438,9 @@ fn a_wrong_code_is_not_final_while_the_user_can_still_retype() {
         &cfg,
     );
     assert_eq!(out2.next, Next::Forget);
-    assert!(out2.updates.contains(&Update::verification(
-        "app1", "none", "ID", "sms", "verified"
-    )));
+    assert!(out2
+        .updates
+        .contains(&verification("app1", "ID", VerificationResult::Verified)));
     // Still wrong when the window closes: final, result failed.
     let out3 = on_record(
         &out1.state,
@@ -432,7 +451,7 @@ fn a_wrong_code_is_not_final_while_the_user_can_still_retype() {
     );
     assert!(out3
         .updates
-        .contains(&Update::verification("app1", "none", "ID", "sms", "failed")));
+        .contains(&verification("app1", "ID", VerificationResult::Failed)));
 }
 
 #[test]
@@ -462,7 +481,7 @@ fn records_without_attempts_are_not_polled_forever() {
     assert_eq!(out.next, Next::Forget);
     assert!(out
         .updates
-        .contains(&Update::order("app1", "none", "unknown", "unresolved")));
+        .contains(&order("app1", "none", "unknown", OrderOutcome::Unresolved)));
     // Nothing yet and not verified: wait, but only until the window closes.
     let empty = record(serde_json::json!({"verifications":{"matched":-1}}));
     let out = on_record(

@@ -1,33 +1,31 @@
-//! The signed HTTP client.
+//! The signed HTTP transport every vendor call goes through.
 //!
-//! Every attempt is signed afresh (`Timestamp` from the injected clock plus the skew
-//! correction, `Sign = md5(key + secret + Timestamp)`), passes the client-side rate limiter, and
-//! is reported once to the [`ApiObserver`]. Transient failures are retried with jittered
-//! exponential backoff; a `-16` (timestamp expired) reply corrects the timestamp by the clock
-//! skew read from that reply's `Date` header and is retried once at once.
+//! One attempt at a time: wait for the client-side rate limiter, sign afresh (`Timestamp` from
+//! the injected clock plus the [`ClockSkew`] correction, `Sign = md5(key + secret +
+//! Timestamp)`), send, read the envelope, report the attempt once to the [`ApiObserver`], and let
+//! the [`RetryPolicy`] decide what happens after a failure. The endpoint calls themselves live in
+//! [`super::records`] (what the agent polls) and [`super::sender`] (what the demo and tests send).
 //!
 //! Nothing here logs the key, the secret, the sign, phone numbers, URLs or reply bodies.
 
 use std::fmt;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, DATE};
 use reqwest::{Method, Url};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::credentials::Credentials;
 use super::endpoint::{ApiObserver, Endpoint};
 use super::error::{sanitize, ApiError};
-use super::model::{
-    one_or_many, BalanceReply, Envelope, Flow, OrderRecord, SendResult, VerifyResult,
-};
+use super::model::Envelope;
+use super::retry::{Decision, RetryPolicy, SkewRetry};
 use super::sign::sign;
+use super::skew::ClockSkew;
 use super::status::VendorCode;
 use crate::clock::SharedClock;
 
@@ -35,95 +33,29 @@ use crate::clock::SharedClock;
 const MAX_BODY_BYTES: usize = 4 << 20;
 const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
-/// Client settings.
+/// Client settings; the agent builds them from its [`ApiConfig`](crate::config::ApiConfig).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
     /// Vendor host, e.g. `https://api.itniotech.com`. OTP calls go to `{base}/otp/...`, the
     /// balance to `{base}/sms/getBalance`. A path prefix is kept.
     pub base_url: String,
-    /// Per-attempt timeout (connect, request and body). Default 10 s.
+    /// Per-attempt timeout (connect, request and body).
     pub timeout: Duration,
-    /// Client-side request rate limit in requests per second, applied to every attempt;
-    /// burst `max(1, ceil(max_rps))`. `0` = unlimited. Default 10.
-    pub max_rps: f64,
-    /// Attempts per call, first one included (>= 1). Default 4.
-    pub max_attempts: u32,
-    /// First retry delay before jitter. Default 200 ms.
-    pub backoff_min: Duration,
-    /// Largest retry delay. Default 5 s.
-    pub backoff_max: Duration,
+    /// Client-side request rate limit in requests per second, applied to every attempt; burst
+    /// `max(1, ceil(rps))`. `None`: unlimited (the demo's traffic generator).
+    pub max_rps: Option<f64>,
+    /// When failed attempts are retried.
+    pub retry: RetryPolicy,
 }
 
-impl ClientConfig {
-    pub const DEFAULT_BASE_URL: &'static str = "https://api.itniotech.com";
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        Self {
-            base_url: Self::DEFAULT_BASE_URL.to_string(),
-            timeout: Duration::from_secs(10),
-            max_rps: 10.0,
-            max_attempts: 4,
-            backoff_min: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(5),
+impl From<&crate::config::ApiConfig> for ClientConfig {
+    fn from(cfg: &crate::config::ApiConfig) -> Self {
+        ClientConfig {
+            base_url: cfg.base_url.to_string(),
+            timeout: cfg.timeout.get(),
+            max_rps: Some(cfg.max_rps.get()),
+            retry: RetryPolicy::new(cfg.max_attempts),
         }
-    }
-}
-
-/// The account balance (`sms/getBalance`). Currency is not stated by the vendor (USD inferred).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Balance {
-    pub balance: Option<Decimal>,
-    pub gift: Option<Decimal>,
-    pub credit: Option<Decimal>,
-}
-
-/// Body of `verification/send` and `verification/sendRule`, serialised camelCase without nulls.
-///
-/// `Debug` hides `to` (a phone number) and `code` (the OTP).
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SendRequest {
-    pub app_id: String,
-    /// Required by `send`, optional for `sendRule`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flow_id: Option<i64>,
-    /// Country code + number, digits only.
-    pub to: String,
-    /// `sms` (vendor default), `call` or `sna`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
-    /// The caller's code (`sendRule` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-}
-
-impl fmt::Debug for SendRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendRequest")
-            .field("app_id", &self.app_id)
-            .field("template_id", &self.template_id)
-            .field("flow_id", &self.flow_id)
-            .field("to", &format_args!("<redacted>"))
-            .field("channel", &self.channel)
-            .field("order_id", &self.order_id)
-            .field(
-                "code",
-                &format_args!(
-                    "{}",
-                    if self.code.is_some() {
-                        "<redacted>"
-                    } else {
-                        "None"
-                    }
-                ),
-            )
-            .finish()
     }
 }
 
@@ -141,22 +73,12 @@ struct Inner {
     clock: SharedClock,
     observer: Arc<dyn ApiObserver>,
     limiter: Option<DefaultDirectRateLimiter>,
-    max_attempts: u32,
-    backoff_min: Duration,
-    backoff_max: Duration,
-    skew: Mutex<SkewState>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct SkewState {
-    /// Last measured local-minus-server skew, seconds.
-    last: Option<f64>,
-    /// Added to the local clock to make the `Timestamp` header (set after a `-16`).
-    correction: f64,
+    retry: RetryPolicy,
+    skew: ClockSkew,
 }
 
 /// One HTTP call to make, possibly several times.
-struct Call {
+pub(crate) struct Call {
     endpoint: Endpoint,
     method: Method,
     url: Url,
@@ -168,15 +90,15 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("base_url", &self.inner.base.as_str())
             .field("credentials", &self.inner.creds)
-            .field("max_attempts", &self.inner.max_attempts)
+            .field("retry", &self.inner.retry)
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
     /// Validates the configuration and builds the client. Fails with [`ApiError::Build`] on an
-    /// unusable base URL, a zero timeout, a negative or non-finite `max_rps`, `max_attempts` 0,
-    /// `backoff_min > backoff_max`, or empty/invalid credentials.
+    /// unusable base URL, a zero timeout, a rate that is not a positive finite number,
+    /// `max_attempts` 0, a backoff minimum above its maximum, or empty/invalid credentials.
     pub fn new(
         cfg: ClientConfig,
         creds: Credentials,
@@ -191,15 +113,19 @@ impl Client {
         if cfg.timeout.is_zero() {
             return Err(ApiError::Build("timeout must be positive".into()));
         }
-        if !cfg.max_rps.is_finite() || cfg.max_rps < 0.0 {
-            return Err(ApiError::Build(
-                "max_rps must be a finite number >= 0".into(),
-            ));
-        }
-        if cfg.max_attempts == 0 {
+        let limiter = match cfg.max_rps {
+            None => None,
+            Some(rps) if rps.is_finite() && rps > 0.0 => rate_limiter(rps),
+            Some(_) => {
+                return Err(ApiError::Build(
+                    "max_rps must be a finite number above 0 (or no limit)".into(),
+                ))
+            }
+        };
+        if cfg.retry.max_attempts == 0 {
             return Err(ApiError::Build("max_attempts must be at least 1".into()));
         }
-        if cfg.backoff_min > cfg.backoff_max {
+        if cfg.retry.backoff_min > cfg.retry.backoff_max {
             return Err(ApiError::Build(
                 "backoff_min must not exceed backoff_max".into(),
             ));
@@ -226,215 +152,18 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 base,
-                limiter: rate_limiter(cfg.max_rps),
+                limiter,
                 creds,
                 clock,
                 observer,
-                max_attempts: cfg.max_attempts,
-                backoff_min: cfg.backoff_min,
-                backoff_max: cfg.backoff_max,
-                skew: Mutex::new(SkewState::default()),
+                retry: cfg.retry,
+                skew: ClockSkew::default(),
             }),
         })
     }
 
-    /// `GET /otp/flow/list`. A single object as `data` is accepted; flows that do not parse are
-    /// skipped (and logged); null `data` is an empty list.
-    pub async fn flow_list(&self) -> Result<Vec<Flow>, ApiError> {
-        let call = self.call(
-            Endpoint::FlowList,
-            Method::GET,
-            &["otp", "flow", "list"],
-            None,
-        )?;
-        self.execute(call, |mut reply| {
-            let data = take_data(&mut reply);
-            let expected = match &data {
-                Value::Null => return Ok(Vec::new()),
-                Value::Array(items) => items.len(),
-                Value::Object(_) => 1,
-                _ => return Err(ApiError::decode("flow list data is not an array")),
-            };
-            let flows: Vec<Flow> = one_or_many(data);
-            if flows.len() != expected {
-                tracing::warn!(
-                    endpoint = Endpoint::FlowList.as_str(),
-                    skipped = expected - flows.len(),
-                    "skipped flows that could not be parsed"
-                );
-            }
-            Ok(flows)
-        })
-        .await
-    }
-
-    /// `GET /otp/flow/details/{flowId}`.
-    pub async fn flow_details(&self, flow_id: i64) -> Result<Flow, ApiError> {
-        let id = flow_id.to_string();
-        let call = self.call(
-            Endpoint::FlowDetails,
-            Method::GET,
-            &["otp", "flow", "details", &id],
-            None,
-        )?;
-        self.execute(call, |mut reply| match take_data(&mut reply) {
-            Value::Null => Err(ApiError::decode("flow details without data")),
-            data => serde_json::from_value(data)
-                .map_err(|e| ApiError::decode(format!("flow details: {e}"))),
-        })
-        .await
-    }
-
-    /// `POST /otp/verification/orderId/record`. `Ok(None)`: no such record (vendor -24 or -14,
-    /// or success without data). `order_id` is filled from the request when the reply lacks it.
-    pub async fn record_by_order_id(
-        &self,
-        app_id: &str,
-        order_id: &str,
-    ) -> Result<Option<OrderRecord>, ApiError> {
-        let body = serde_json::json!({ "appId": app_id, "orderId": order_id });
-        let call = self.call(
-            Endpoint::RecordByOrderId,
-            Method::POST,
-            &["otp", "verification", "orderId", "record"],
-            Some(&body),
-        )?;
-        let res = self
-            .execute(call, |mut reply| {
-                parse_record(take_data(&mut reply)).map(|rec| {
-                    rec.map(|mut rec| {
-                        rec.order_id.get_or_insert_with(|| order_id.to_string());
-                        rec
-                    })
-                })
-            })
-            .await;
-        not_found_as_none(res)
-    }
-
-    /// `GET /otp/verification/record/{verificationId}`. `Ok(None)`: no such record (vendor -24
-    /// or -14, or success without data). `verification_id` is filled from the path when the
-    /// reply lacks it.
-    pub async fn record_by_verification_id(
-        &self,
-        verification_id: &str,
-    ) -> Result<Option<OrderRecord>, ApiError> {
-        let call = self.call(
-            Endpoint::RecordByVerificationId,
-            Method::GET,
-            &["otp", "verification", "record", verification_id],
-            None,
-        )?;
-        let res = self
-            .execute(call, |mut reply| {
-                parse_record(take_data(&mut reply)).map(|rec| {
-                    rec.map(|mut rec| {
-                        rec.verification_id
-                            .get_or_insert_with(|| verification_id.to_string());
-                        rec
-                    })
-                })
-            })
-            .await;
-        not_found_as_none(res)
-    }
-
-    /// `GET /sms/getBalance` (fields at the top level, no `data`).
-    pub async fn balance(&self) -> Result<Balance, ApiError> {
-        let call = self.call(Endpoint::Balance, Method::GET, &["sms", "getBalance"], None)?;
-        self.execute(call, |reply| {
-            let r: BalanceReply = serde_json::from_value(reply)
-                .map_err(|e| ApiError::decode(format!("balance: {e}")))?;
-            Ok(Balance {
-                balance: r.balance,
-                gift: r.gift,
-                credit: r.credit,
-            })
-        })
-        .await
-    }
-
-    /// `POST /otp/verification/sendRule` (the caller supplies `code`).
-    ///
-    /// Not resent after an ambiguous failure (timeout, 5xx other than 502/503/429, -18): the
-    /// first request may have delivered an OTP.
-    pub async fn send_rule(&self, req: &SendRequest) -> Result<SendResult, ApiError> {
-        self.send_to(Endpoint::SendRule, "sendRule", req).await
-    }
-
-    /// `POST /otp/verification/send` (the platform generates the code). Retries as
-    /// [`Client::send_rule`].
-    pub async fn send(&self, req: &SendRequest) -> Result<SendResult, ApiError> {
-        self.send_to(Endpoint::Send, "send", req).await
-    }
-
-    async fn send_to(
-        &self,
-        endpoint: Endpoint,
-        path: &str,
-        req: &SendRequest,
-    ) -> Result<SendResult, ApiError> {
-        let body = serde_json::to_value(req).map_err(|e| ApiError::Build(e.to_string()))?;
-        let call = self.call(
-            endpoint,
-            Method::POST,
-            &["otp", "verification", path],
-            Some(&body),
-        )?;
-        self.execute(call, |mut reply| match take_data(&mut reply) {
-            Value::Null => Err(ApiError::decode("send reply without data")),
-            data => serde_json::from_value(data)
-                .map_err(|e| ApiError::decode(format!("send reply: {e}"))),
-        })
-        .await
-    }
-
-    /// `POST /otp/verification/verify`.
-    ///
-    /// A right or wrong code answered with status `"0"` comes back as `Ok` with `matched`
-    /// (`Verified` / `Failed`) as the vendor reports it. The vendor does not document whether a
-    /// wrong code may instead be a non-zero status; if so, that status is returned as
-    /// [`ApiError::Vendor`] unchanged: callers must treat a vendor error here as "not verified".
-    /// Success without `data` gives `matched: None`. Not resent after ambiguous failures.
-    pub async fn verify(
-        &self,
-        verification_id: &str,
-        code: &str,
-    ) -> Result<VerifyResult, ApiError> {
-        let body = serde_json::json!({ "verificationId": verification_id, "code": code });
-        let call = self.call(
-            Endpoint::Verify,
-            Method::POST,
-            &["otp", "verification", "verify"],
-            Some(&body),
-        )?;
-        self.execute(call, |mut reply| {
-            let mut result = match take_data(&mut reply) {
-                Value::Null => VerifyResult::default(),
-                data => serde_json::from_value::<VerifyResult>(data)
-                    .map_err(|e| ApiError::decode(format!("verify reply: {e}")))?,
-            };
-            result
-                .verification_id
-                .get_or_insert_with(|| verification_id.to_string());
-            Ok(result)
-        })
-        .await
-    }
-
-    /// The last measured clock skew (local minus server, seconds), if any reply carried a
-    /// `Date` header yet.
-    pub fn clock_skew(&self) -> Option<f64> {
-        self.skew_state().last
-    }
-
-    // -----------------------------------------------------------------------------------------
-
-    fn skew_state(&self) -> SkewState {
-        *self.inner.skew.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn call(
+    /// A call to `segments` under the base URL (path segments are percent-encoded).
+    pub(crate) fn call(
         &self,
         endpoint: Endpoint,
         method: Method,
@@ -458,23 +187,17 @@ impl Client {
         })
     }
 
-    /// Runs `call` with rate limiting, retries and skew correction; `parse` turns a successful
+    /// Runs `call` until it succeeds or the retry policy gives up; `parse` turns a successful
     /// (`status` "0") reply into the result.
-    async fn execute<T>(
+    pub(crate) async fn execute<T>(
         &self,
         call: Call,
         parse: impl Fn(Value) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let inner = &self.inner;
         let endpoint = call.endpoint;
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(inner.backoff_min)
-            .with_max_delay(inner.backoff_max)
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-            .build();
-        let mut skew_retry_done = false;
+        let mut delays = inner.retry.delays();
+        let mut skew_retry_used = false;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -483,73 +206,57 @@ impl Client {
             }
             let started = tokio::time::Instant::now();
             let (raw, measured_skew) = self.attempt(&call).await;
-            let (outcome, label, up) = match raw {
-                Ok(reply) => match parse(reply) {
-                    Ok(v) => (Ok(v), "0".to_string(), true),
-                    Err(e) => {
-                        let label = e.status_label();
-                        (Err(e), label, false)
-                    }
-                },
-                Err(e) => {
-                    let (label, up) = (e.status_label(), e.api_up());
-                    (Err(e), label, up)
-                }
+            let outcome = raw.and_then(&parse);
+            let (label, up) = match &outcome {
+                Ok(_) => ("0".to_string(), true),
+                Err(e) => (e.status_label(), e.api_up()),
             };
             inner
                 .observer
                 .on_request(endpoint, &label, up, started.elapsed());
             tracing::debug!(endpoint = endpoint.as_str(), attempt, status = %label, "API attempt");
-
             let err = match outcome {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
             // A -16 teaches the skew even when no attempt is left, so the next call is right.
-            let skew_corrected = match measured_skew {
+            let corrected = match measured_skew {
                 Some(skew) if err.is_timestamp_expired() => {
-                    self.inner
-                        .skew
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .correction = -skew;
+                    inner.skew.correct(skew);
                     true
                 }
                 _ => false,
             };
-            if attempt >= inner.max_attempts {
-                tracing::debug!(endpoint = endpoint.as_str(), attempt, status = %label, "API call failed, no attempts left");
-                return Err(err);
-            }
-            if err.is_timestamp_expired() {
-                if skew_corrected && !skew_retry_done {
-                    skew_retry_done = true;
+            let skew = SkewRetry {
+                corrected,
+                used: skew_retry_used,
+            };
+            match inner.retry.decide(attempt, endpoint, &err, skew) {
+                Decision::GiveUp => {
+                    tracing::debug!(endpoint = endpoint.as_str(), attempt, status = %label, "API call failed");
+                    return Err(err);
+                }
+                Decision::RetryNow => {
+                    skew_retry_used = true;
                     tracing::warn!(
                         endpoint = endpoint.as_str(),
                         attempt,
                         skew_seconds = measured_skew.unwrap_or_default(),
                         "timestamp rejected (-16): corrected by the server's Date header, retrying"
                     );
-                    continue;
                 }
-                return Err(err);
+                Decision::Backoff => {
+                    let delay = delays.next().unwrap_or(inner.retry.backoff_max);
+                    tracing::warn!(
+                        endpoint = endpoint.as_str(),
+                        attempt,
+                        status = %label,
+                        delay_ms = delay.as_millis() as u64,
+                        "API call failed, retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
             }
-            let may_resend = endpoint.is_idempotent() || err.request_surely_not_processed();
-            if !(err.is_retryable() && may_resend) {
-                return Err(err);
-            }
-            let delay = backoff
-                .next()
-                .unwrap_or(inner.backoff_max)
-                .min(inner.backoff_max);
-            tracing::warn!(
-                endpoint = endpoint.as_str(),
-                attempt,
-                status = %label,
-                delay_ms = delay.as_millis() as u64,
-                "API call failed, retrying"
-            );
-            tokio::time::sleep(delay).await;
         }
     }
 
@@ -606,28 +313,13 @@ impl Client {
 
     /// Unix seconds for the `Timestamp` header: the clock plus the skew correction.
     fn timestamp(&self) -> i64 {
-        let now = self.inner.clock.now();
-        let correction = self.skew_state().correction;
-        if correction == 0.0 {
-            return now.timestamp();
-        }
-        (unix_seconds_f64(now) + correction).floor() as i64
+        self.inner.skew.timestamp(self.inner.clock.now())
     }
 
     /// Local minus server time from the `Date` header, recorded and reported to the observer.
-    /// The header has one-second resolution (truncated), so the server time is taken as the
-    /// middle of that second.
     fn measure_skew(&self, headers: &HeaderMap) -> Option<f64> {
         let date = headers.get(DATE)?.to_str().ok()?;
-        let server = httpdate::parse_http_date(date).ok()?;
-        let server = server.duration_since(UNIX_EPOCH).ok()?.as_secs_f64() + 0.5;
-        let local = unix_seconds_f64(self.inner.clock.now());
-        let skew = local - server;
-        self.inner
-            .skew
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last = Some(skew);
+        let skew = self.inner.skew.measure(date, self.inner.clock.now())?;
         self.inner.observer.on_clock_skew(skew);
         Some(skew)
     }
@@ -657,9 +349,6 @@ impl Client {
 }
 
 fn rate_limiter(max_rps: f64) -> Option<DefaultDirectRateLimiter> {
-    if max_rps <= 0.0 {
-        return None;
-    }
     let period = Duration::try_from_secs_f64(1.0 / max_rps).ok()?;
     let burst = NonZeroU32::new(max_rps.ceil().clamp(1.0, u32::MAX as f64) as u32)?;
     // A zero period (absurdly high rate) means no limit.
@@ -667,34 +356,12 @@ fn rate_limiter(max_rps: f64) -> Option<DefaultDirectRateLimiter> {
     Some(RateLimiter::direct(quota))
 }
 
-fn unix_seconds_f64(t: chrono::DateTime<chrono::Utc>) -> f64 {
-    t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9
-}
-
-fn take_data(reply: &mut Value) -> Value {
+/// The `data` of a reply, taken out (null when absent).
+pub(crate) fn take_data(reply: &mut Value) -> Value {
     reply
         .get_mut("data")
         .map(Value::take)
         .unwrap_or(Value::Null)
-}
-
-fn parse_record(data: Value) -> Result<Option<OrderRecord>, ApiError> {
-    if data.is_null() {
-        return Ok(None);
-    }
-    if !data.is_object() {
-        return Err(ApiError::decode("record data is not an object"));
-    }
-    serde_json::from_value(data)
-        .map(Some)
-        .map_err(|e| ApiError::decode(format!("record: {e}")))
-}
-
-fn not_found_as_none<T>(res: Result<Option<T>, ApiError>) -> Result<Option<T>, ApiError> {
-    match res {
-        Err(ApiError::Vendor { code, .. }) if code.is_not_found() => Ok(None),
-        other => other,
-    }
 }
 
 async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
@@ -738,6 +405,15 @@ mod tests {
     use crate::api::endpoint::NoopObserver;
     use crate::clock::ManualClock;
 
+    fn cfg() -> ClientConfig {
+        ClientConfig {
+            base_url: "https://api.itniotech.com".into(),
+            timeout: Duration::from_secs(10),
+            max_rps: Some(10.0),
+            retry: RetryPolicy::new(4),
+        }
+    }
+
     fn client(cfg: ClientConfig) -> Result<Client, ApiError> {
         let clock = Arc::new(ManualClock::new(
             chrono::DateTime::from_timestamp(1_630_468_800, 0).unwrap(),
@@ -751,66 +427,48 @@ mod tests {
     }
 
     #[test]
-    fn send_request_debug_hides_phone_number_and_code() {
-        let req = SendRequest {
-            app_id: "Qw7rT2kZ".into(),
-            template_id: Some(812),
-            to: "6281234567890".into(),
-            code: Some("482913".into()),
-            ..Default::default()
-        };
-        let dbg = format!("{req:?}");
-        assert!(!dbg.contains("6281234567890"), "{dbg}");
-        assert!(!dbg.contains("482913"), "{dbg}");
-        assert!(dbg.contains("Qw7rT2kZ") && dbg.contains("812"), "{dbg}");
-    }
-
-    #[test]
-    fn send_request_serialises_camel_case_without_nulls() {
-        let req = SendRequest {
-            app_id: "Qw7rT2kZ".into(),
-            flow_id: Some(7),
-            to: "6281234567890".into(),
-            order_id: Some("ord-1".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            serde_json::to_value(&req).unwrap(),
-            serde_json::json!({"appId":"Qw7rT2kZ","flowId":7,"to":"6281234567890","orderId":"ord-1"})
-        );
-    }
-
-    #[test]
     fn config_is_validated() {
-        assert!(client(ClientConfig::default()).is_ok());
+        assert!(client(cfg()).is_ok());
+        assert!(client(ClientConfig {
+            max_rps: None,
+            ..cfg()
+        })
+        .is_ok());
         let bad = [
             ClientConfig {
                 base_url: "ftp://x".into(),
-                ..Default::default()
+                ..cfg()
             },
             ClientConfig {
                 base_url: "not a url".into(),
-                ..Default::default()
+                ..cfg()
             },
             ClientConfig {
-                max_attempts: 0,
-                ..Default::default()
+                retry: RetryPolicy::new(0),
+                ..cfg()
             },
             ClientConfig {
-                max_rps: f64::NAN,
-                ..Default::default()
+                max_rps: Some(f64::NAN),
+                ..cfg()
             },
             ClientConfig {
-                max_rps: -1.0,
-                ..Default::default()
+                max_rps: Some(0.0),
+                ..cfg()
+            },
+            ClientConfig {
+                max_rps: Some(-1.0),
+                ..cfg()
             },
             ClientConfig {
                 timeout: Duration::ZERO,
-                ..Default::default()
+                ..cfg()
             },
             ClientConfig {
-                backoff_min: Duration::from_secs(10),
-                ..Default::default()
+                retry: RetryPolicy {
+                    backoff_min: Duration::from_secs(10),
+                    ..RetryPolicy::new(4)
+                },
+                ..cfg()
             },
         ];
         for cfg in bad {
@@ -823,7 +481,7 @@ mod tests {
 
     #[test]
     fn client_debug_does_not_show_the_secret() {
-        let c = client(ClientConfig::default()).unwrap();
+        let c = client(cfg()).unwrap();
         let dbg = format!("{c:?}");
         assert!(
             !dbg.contains("7bz1lzh9") && !dbg.contains("bDqJFiq9"),
@@ -835,7 +493,7 @@ mod tests {
     fn urls_keep_a_base_path_and_encode_ids() {
         let c = client(ClientConfig {
             base_url: "http://127.0.0.1:9/prefix/".into(),
-            ..Default::default()
+            ..cfg()
         })
         .unwrap();
         let call = c
@@ -854,7 +512,7 @@ mod tests {
 
     #[test]
     fn headers_are_signed_with_the_vendor_test_vector() {
-        let c = client(ClientConfig::default()).unwrap();
+        let c = client(cfg()).unwrap();
         let ts = c.timestamp();
         assert_eq!(ts, 1_630_468_800);
         let h = c.signed_headers(ts).unwrap();
@@ -867,7 +525,6 @@ mod tests {
 
     #[test]
     fn rate_limiter_burst_is_at_least_one() {
-        assert!(rate_limiter(0.0).is_none());
         let l = rate_limiter(0.5).unwrap();
         assert!(l.check().is_ok());
         assert!(l.check().is_err());

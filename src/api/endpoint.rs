@@ -8,7 +8,6 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {
     FlowList,
-    FlowDetails,
     RecordByOrderId,
     RecordByVerificationId,
     Balance,
@@ -18,9 +17,8 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::FlowList,
-        Endpoint::FlowDetails,
         Endpoint::RecordByOrderId,
         Endpoint::RecordByVerificationId,
         Endpoint::Balance,
@@ -33,7 +31,6 @@ impl Endpoint {
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::FlowList => "flow_list",
-            Endpoint::FlowDetails => "flow_details",
             Endpoint::RecordByOrderId => "record_by_order_id",
             Endpoint::RecordByVerificationId => "record_by_verification_id",
             Endpoint::Balance => "balance",
@@ -90,7 +87,6 @@ mod tests {
             labels,
             [
                 "flow_list",
-                "flow_details",
                 "record_by_order_id",
                 "record_by_verification_id",
                 "balance",

@@ -1,4 +1,4 @@
-//! Vendor status codes (itniotech-api.md §2).
+//! Vendor status codes (docs/vendor-api.md §2).
 //!
 //! The top-level `status` is an opaque string: known values map to a variant, anything else is
 //! kept verbatim in [`VendorCode::Unknown`] so the reason text can still be reported.

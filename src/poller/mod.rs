@@ -9,3 +9,10 @@ pub mod orders;
 
 pub use catalog::{CatalogPoller, FlowCatalogHandle};
 pub use orders::OrderPoller;
+
+/// A poller that cannot be built as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PollerError {
+    #[error("invalid poller settings: {0}")]
+    Invalid(String),
+}

@@ -1,10 +1,11 @@
 //! The order poller: fetches due records with bounded concurrency and commits each outcome.
 
+use super::PollerError;
 use crate::accounting::{self, Settings};
-use crate::api::Client;
+use crate::api::RecordSource;
 use crate::clock::SharedClock;
-use crate::intake::OrderKey;
-use crate::metrics::Metrics;
+use crate::domain::OrderKey;
+use crate::metrics::{Operational, PollResult};
 use crate::poller::catalog::FlowCatalogHandle;
 use crate::tracker::{DueOrder, Tracker, TrackerError};
 use futures::StreamExt;
@@ -15,19 +16,53 @@ use std::time::Duration;
 /// Due orders fetched from the store per round.
 const ROUND: usize = 256;
 
+/// Polls due orders and commits what accounting makes of each record.
 #[derive(Clone)]
 pub struct OrderPoller {
-    pub tracker: Tracker,
-    pub client: Client,
-    pub flows: FlowCatalogHandle,
-    pub metrics: Arc<Metrics>,
-    pub settings: Settings,
-    pub clock: SharedClock,
+    tracker: Tracker,
+    source: Arc<dyn RecordSource>,
+    flows: FlowCatalogHandle,
+    metrics: Arc<Operational>,
+    settings: Settings,
+    clock: SharedClock,
     /// Record requests in flight at most.
-    pub concurrency: usize,
+    concurrency: usize,
 }
 
 impl OrderPoller {
+    /// Polls with at most `concurrency` record requests in flight, scheduling by `settings`
+    /// and the flow catalog in `flows`.
+    pub fn new(
+        tracker: Tracker,
+        source: Arc<dyn RecordSource>,
+        flows: FlowCatalogHandle,
+        metrics: Arc<Operational>,
+        settings: Settings,
+        clock: SharedClock,
+        concurrency: usize,
+    ) -> Result<OrderPoller, PollerError> {
+        if concurrency == 0 {
+            return Err(PollerError::Invalid(
+                "concurrency must be at least 1".into(),
+            ));
+        }
+        settings.validate().map_err(PollerError::Invalid)?;
+        Ok(OrderPoller {
+            tracker,
+            source,
+            flows,
+            metrics,
+            settings,
+            clock,
+            concurrency,
+        })
+    }
+
+    /// The flow catalog this poller schedules by.
+    pub fn flows(&self) -> &FlowCatalogHandle {
+        &self.flows
+    }
+
     /// Polls every order due now, round after round, until none is due. Returns the number of
     /// polls. Tests drive the agent with this and a manual clock.
     pub async fn run_due(&self) -> Result<usize, TrackerError> {
@@ -58,11 +93,11 @@ impl OrderPoller {
                 .max()
                 .unwrap_or(0)
                 .max(0);
-            self.metrics.op.poll_lag.set(max_lag_ms as f64 / 1000.0);
+            self.metrics.poll_lag(max_lag_ms as f64 / 1000.0);
             done.extend(due.iter().map(|o| o.key.clone()));
             let results: Vec<Result<(), TrackerError>> = futures::stream::iter(due)
                 .map(|o| self.poll_one(o))
-                .buffer_unordered(self.concurrency.max(1))
+                .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
             for r in results {
@@ -73,14 +108,7 @@ impl OrderPoller {
     }
 
     async fn poll_one(&self, order: DueOrder) -> Result<(), TrackerError> {
-        let result = match &order.key {
-            OrderKey::Order { app_id, order_id } => {
-                self.client.record_by_order_id(app_id, order_id).await
-            }
-            OrderKey::Verification { verification_id } => {
-                self.client.record_by_verification_id(verification_id).await
-            }
-        };
+        let result = self.source.record(&order.key).await;
         // The clock is read after the call so latency-based schedules start from the reply.
         let now = self.clock.now();
         let outcome = match result {
@@ -93,22 +121,22 @@ impl OrderPoller {
                 }));
                 match accounted {
                     Ok(outcome) => {
-                        self.metrics.poll_result("ok");
+                        self.metrics.poll_finished(PollResult::Ok);
                         outcome
                     }
                     Err(_) => {
-                        self.metrics.poll_result("error");
+                        self.metrics.poll_finished(PollResult::Error);
                         tracing::error!("accounting a record panicked; retrying the order later");
                         accounting::on_error(&order.state, now, &self.settings)
                     }
                 }
             }
             Ok(None) => {
-                self.metrics.poll_result("not_found");
+                self.metrics.poll_finished(PollResult::NotFound);
                 accounting::on_not_found(&order.state, now, &self.settings)
             }
             Err(e) => {
-                self.metrics.poll_result("error");
+                self.metrics.poll_finished(PollResult::Error);
                 tracing::warn!(status = %e.status_label(), error = %e, "polling a record failed");
                 accounting::on_error(&order.state, now, &self.settings)
             }
@@ -117,7 +145,7 @@ impl OrderPoller {
         self.tracker.apply(order.key, outcome).await?;
         // Observed after the commit: the metric is only fresh once it is served.
         for f in freshness {
-            self.metrics.op.attempt_freshness.observe(f);
+            self.metrics.attempt_counted(f);
         }
         Ok(())
     }
@@ -126,12 +154,11 @@ impl OrderPoller {
     pub async fn refresh_backlog(&self) -> Result<(), TrackerError> {
         let stats = self.tracker.stats().await?;
         let now = self.clock.now();
-        self.metrics.op.orders_pending.set(stats.pending as i64);
         let age = stats
             .oldest_created
             .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
-        self.metrics.op.oldest_pending_age.set(age);
+        self.metrics.backlog(stats.pending, age);
         Ok(())
     }
 

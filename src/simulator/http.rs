@@ -1,9 +1,10 @@
 //! The HTTP face of the simulator: routes, authentication, chaos and vendor-shaped replies.
 
 use super::config::CHAOS_TIMEOUT_HANG;
-use super::presets::{Channel, FlowNode};
-use super::state::{ApiError, ApiResult, SendRequest};
+use super::presets::{SimChannel, SimFlowNode};
+use super::state::{SimApiError, SimResult, SimSendRequest};
 use super::Simulator;
+use crate::api::model::StepTrigger;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -38,7 +39,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
 }
 
 /// The vendor envelope: `{"status":"0","reason":"success","data":...}` or an error without data.
-fn reply(result: ApiResult) -> Response {
+fn reply(result: SimResult) -> Response {
     let body = match result {
         Ok(data) => json!({"status": "0", "reason": "success", "data": data}),
         Err(e) => json!({"status": e.status, "reason": e.reason}),
@@ -106,7 +107,7 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
         return reply(Err(e));
     }
     if fault == Some(Fault::VendorError) {
-        return reply(Err(ApiError::new("-18", "Port program unusual")));
+        return reply(Err(SimApiError::new("-18", "Port program unusual")));
     }
     let resp = next.run(req).await;
     if fault == Some(Fault::Malformed) {
@@ -164,13 +165,13 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `Api-Key` must match, `Timestamp` must be within the window, and
 /// `Sign = md5(key + secret + Timestamp)` (hex, any case).
-fn authenticate(sim: &Simulator, headers: &HeaderMap) -> Result<(), ApiError> {
-    let auth_error = || ApiError::new("-1", "Authentication error");
+fn authenticate(sim: &Simulator, headers: &HeaderMap) -> Result<(), SimApiError> {
+    let auth_error = || SimApiError::new("-1", "Authentication error");
     let key = header_str(headers, "Api-Key").ok_or_else(auth_error)?;
     if key != sim.inner.api_key {
         return Err(auth_error());
     }
-    let expired = || ApiError::new("-16", "Timestamp expires");
+    let expired = || SimApiError::new("-16", "Timestamp expires");
     let ts_raw = header_str(headers, "Timestamp").ok_or_else(expired)?;
     let ts: i64 = ts_raw.parse().map_err(|_| expired())?;
     let skew = sim.server_now().timestamp().abs_diff(ts);
@@ -191,30 +192,34 @@ fn authenticate(sim: &Simulator, headers: &HeaderMap) -> Result<(), ApiError> {
 
 // ---- request parsing -------------------------------------------------------------------
 
-fn body_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+fn body_object(body: &Bytes) -> Result<Map<String, Value>, SimApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ApiError::param(
+        _ => Err(SimApiError::param(
             "Parameter exception: body must be a JSON object",
         )),
     }
 }
 
 /// A string field (numbers accepted too); `None` when missing or null.
-fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, SimApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(ApiError::param(format!("{key} must be a string"))),
+        Some(_) => Err(SimApiError::param(format!("{key} must be a string"))),
     }
 }
 
-fn req_str(obj: &Map<String, Value>, key: &str, len: (usize, usize)) -> Result<String, ApiError> {
+fn req_str(
+    obj: &Map<String, Value>,
+    key: &str,
+    len: (usize, usize),
+) -> Result<String, SimApiError> {
     let s = opt_str(obj, key)?.unwrap_or_default();
     let n = s.chars().count();
     if n < len.0 || n > len.1 {
-        return Err(ApiError::param(format!(
+        return Err(SimApiError::param(format!(
             "{key} must be {}-{} characters",
             len.0, len.1
         )));
@@ -223,8 +228,8 @@ fn req_str(obj: &Map<String, Value>, key: &str, len: (usize, usize)) -> Result<S
 }
 
 /// An integer field (numeric strings accepted); `None` when missing or null.
-fn opt_int(obj: &Map<String, Value>, key: &str) -> Result<Option<i64>, ApiError> {
-    let bad = || ApiError::param(format!("{key} must be an integer"));
+fn opt_int(obj: &Map<String, Value>, key: &str) -> Result<Option<i64>, SimApiError> {
+    let bad = || SimApiError::param(format!("{key} must be an integer"));
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(bad),
@@ -234,32 +239,32 @@ fn opt_int(obj: &Map<String, Value>, key: &str) -> Result<Option<i64>, ApiError>
     }
 }
 
-fn parse_send(body: &Bytes, rule: bool) -> Result<SendRequest, ApiError> {
+fn parse_send(body: &Bytes, rule: bool) -> Result<SimSendRequest, SimApiError> {
     let obj = body_object(body)?;
     let app_id = req_str(&obj, "appId", (4, 32))?;
     let template_id = opt_int(&obj, "templateId")?;
     if !rule && template_id.is_none() {
-        return Err(ApiError::param("templateId is required"));
+        return Err(SimApiError::param("templateId is required"));
     }
     let flow_id = opt_int(&obj, "flowId")?;
     let to = opt_str(&obj, "to")?.unwrap_or_default();
     if !(10..=14).contains(&to.len()) || !to.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::param("to must be 10-14 digits"));
+        return Err(SimApiError::param("to must be 10-14 digits"));
     }
     let channel = match opt_str(&obj, "channel")?.as_deref() {
-        None | Some("") => Channel::Sms,
-        Some(c) => Channel::parse(c).ok_or_else(|| ApiError::param("unsupported channel"))?,
+        None | Some("") => SimChannel::Sms,
+        Some(c) => SimChannel::parse(c).ok_or_else(|| SimApiError::param("unsupported channel"))?,
     };
     let order_id = opt_str(&obj, "orderId")?.filter(|s| !s.is_empty());
     if order_id.as_ref().is_some_and(|s| s.chars().count() > 64) {
-        return Err(ApiError::param("orderId must be at most 64 characters"));
+        return Err(SimApiError::param("orderId must be at most 64 characters"));
     }
     let code = if rule {
         Some(req_str(&obj, "code", (1, 10))?)
     } else {
         None
     };
-    Ok(SendRequest {
+    Ok(SimSendRequest {
         app_id,
         to,
         channel,
@@ -269,37 +274,38 @@ fn parse_send(body: &Bytes, rule: bool) -> Result<SendRequest, ApiError> {
     })
 }
 
-fn parse_flow(body: &Bytes) -> Result<(String, Vec<FlowNode>), ApiError> {
+fn parse_flow(body: &Bytes) -> Result<(String, Vec<SimFlowNode>), SimApiError> {
     let obj = body_object(body)?;
     let name = req_str(&obj, "name", (4, 32))?;
     let Some(Value::Array(raw)) = obj.get("flow") else {
-        return Err(ApiError::param("flow must be an array of nodes"));
+        return Err(SimApiError::param("flow must be an array of nodes"));
     };
     if raw.is_empty() || raw.len() > 10 {
-        return Err(ApiError::param("flow must have 1-10 nodes"));
+        return Err(SimApiError::param("flow must have 1-10 nodes"));
     }
     let mut nodes = Vec::with_capacity(raw.len());
     for node in raw {
         let Value::Object(n) = node else {
-            return Err(ApiError::param("flow node must be an object"));
+            return Err(SimApiError::param("flow node must be an object"));
         };
         let waiting_time = opt_int(n, "waitingTime")?
             .filter(|w| (30..=120).contains(w))
-            .ok_or_else(|| ApiError::param("waitingTime must be 30-120"))?;
-        let status = opt_int(n, "status")?
-            .filter(|s| matches!(s, 1 | 2))
-            .ok_or_else(|| ApiError::param("status must be 1 or 2"))?;
+            .ok_or_else(|| SimApiError::param("waitingTime must be 30-120"))?;
+        let trigger = match StepTrigger::from_code(opt_int(n, "status")?) {
+            StepTrigger::Unknown => return Err(SimApiError::param("status must be 1 or 2")),
+            known => known,
+        };
         let channel = opt_str(n, "channel")?
             .as_deref()
-            .and_then(Channel::parse)
-            .ok_or_else(|| ApiError::param("channel must be sms or call"))?;
+            .and_then(SimChannel::parse)
+            .ok_or_else(|| SimApiError::param("channel must be sms or call"))?;
         let channel_cut = opt_int(n, "channelCut")?.unwrap_or(0);
         if !matches!(channel_cut, 0 | 1) {
-            return Err(ApiError::param("channelCut must be 0 or 1"));
+            return Err(SimApiError::param("channelCut must be 0 or 1"));
         }
-        nodes.push(FlowNode {
+        nodes.push(SimFlowNode {
             waiting_time: waiting_time as u32,
-            status: status as u8,
+            trigger,
             channel,
             channel_cut: channel_cut as u8,
         });
@@ -307,10 +313,10 @@ fn parse_flow(body: &Bytes) -> Result<(String, Vec<FlowNode>), ApiError> {
     Ok((name, nodes))
 }
 
-fn path_id(id: &str) -> Result<i64, ApiError> {
+fn path_id(id: &str) -> Result<i64, SimApiError> {
     id.trim()
         .parse()
-        .map_err(|_| ApiError::param("id must be an integer"))
+        .map_err(|_| SimApiError::param("id must be an integer"))
 }
 
 // ---- handlers ----------------------------------------------------------------------------

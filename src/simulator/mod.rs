@@ -1,5 +1,5 @@
-//! A faithful fake of the itniotech OTP API (see `itniotech-api.md`), used by `demo`,
-//! `simulate` and the tests.
+//! A faithful fake of the itniotech OTP API, used by `demo`, `simulate` and the tests
+//! (docs/vendor-api.md §5 lists what it models and what it does not).
 //!
 //! It serves the same paths, headers, envelopes and quirks as the vendor (string top-level
 //! `status`, int `sms.status`, objects vs arrays on the two record calls, decimal strings,
@@ -36,8 +36,8 @@ pub use config::{
     DEFAULT_INITIAL_BALANCE, DEFAULT_TIMESTAMP_WINDOW, DEMO_API_KEY, DEMO_API_SECRET,
 };
 pub use presets::{
-    country_of, operator_of, preset_flows, random_receiver, CallFailure, Channel, CountryPreset,
-    Flow, FlowNode, OperatorPreset, CALL_FAILURES, COUNTRIES,
+    country_of, operator_of, preset_flows, random_receiver, CallFailure, CountryPreset,
+    OperatorPreset, SimChannel, SimFlow, SimFlowNode, CALL_FAILURES, COUNTRIES,
 };
 
 use crate::clock::SharedClock;

@@ -3,6 +3,8 @@
 //! These names and numbers are shared with the demo's traffic generator, the dashboards, the
 //! alerts and their tests: change them only together.
 
+use crate::api::model::StepTrigger;
+use crate::domain::Channel;
 use rand::Rng;
 
 /// A mobile network of a preset country.
@@ -300,38 +302,46 @@ pub fn random_receiver(country: &CountryPreset, rng: &mut impl Rng) -> String {
     s
 }
 
-/// An OTP delivery channel.
+/// The channels the simulator delivers on (no sna).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Channel {
+pub enum SimChannel {
     Sms,
     Call,
 }
 
-impl Channel {
+impl SimChannel {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Sms => "sms",
-            Channel::Call => "call",
-        }
+        Channel::from(self).as_str()
     }
 
+    /// Exactly the vendor's lower-case spelling (the simulator is strict where clients should
+    /// be); sna is not simulated.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "sms" => Some(Channel::Sms),
-            "call" => Some(Channel::Call),
+            "sms" => Some(SimChannel::Sms),
+            "call" => Some(SimChannel::Call),
             _ => None,
+        }
+    }
+}
+
+impl From<SimChannel> for Channel {
+    fn from(c: SimChannel) -> Channel {
+        match c {
+            SimChannel::Sms => Channel::Sms,
+            SimChannel::Call => Channel::Call,
         }
     }
 }
 
 /// One node of a task flow.
 #[derive(Clone, Debug, PartialEq)]
-pub struct FlowNode {
+pub struct SimFlowNode {
     /// Seconds after this node's attempt starts before its trigger is evaluated (30–120).
     pub waiting_time: u32,
-    /// Trigger of the next node: 1 = this attempt failed, 2 = code not verified yet.
-    pub status: u8,
-    pub channel: Channel,
+    /// What starts the next node: this attempt failed, or the code is not verified yet.
+    pub trigger: StepTrigger,
+    pub channel: SimChannel,
     /// 0 = switch channel for the next attempt, 1 = keep it (informational: each node names
     /// its own channel).
     pub channel_cut: u8,
@@ -339,38 +349,38 @@ pub struct FlowNode {
 
 /// A task flow.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Flow {
+pub struct SimFlow {
     pub id: i64,
     pub name: String,
-    pub nodes: Vec<FlowNode>,
+    pub nodes: Vec<SimFlowNode>,
 }
 
 /// The four flows every simulated account starts with (ids 1–4).
-pub fn preset_flows() -> Vec<Flow> {
-    let node = |waiting_time, status, channel, channel_cut| FlowNode {
+pub fn preset_flows() -> Vec<SimFlow> {
+    let node = |waiting_time, status, channel, channel_cut| SimFlowNode {
         waiting_time,
-        status,
+        trigger: StepTrigger::from_code(Some(status)),
         channel,
         channel_cut,
     };
-    use Channel::{Call, Sms};
+    use SimChannel::{Call, Sms};
     vec![
-        Flow {
+        SimFlow {
             id: 1,
             name: "sms_only".into(),
             nodes: vec![node(60, 2, Sms, 0)],
         },
-        Flow {
+        SimFlow {
             id: 2,
             name: "sms_then_voice".into(),
             nodes: vec![node(60, 1, Sms, 0), node(90, 1, Call, 0)],
         },
-        Flow {
+        SimFlow {
             id: 3,
             name: "sms_verify_then_voice".into(),
             nodes: vec![node(60, 2, Sms, 0), node(90, 2, Call, 0)],
         },
-        Flow {
+        SimFlow {
             id: 4,
             name: "sms_retry_then_voice".into(),
             nodes: vec![

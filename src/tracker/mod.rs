@@ -9,12 +9,12 @@
 pub mod store;
 
 use crate::accounting::{Next, OrderState, Outcome};
-use crate::intake::{EnqueueReport, NewOrder, OrderKey, OrderSink, SinkError};
-use crate::metrics::{Ledger, Metrics, SeriesKey};
+use crate::domain::{EnqueueReport, NewOrder, OrderKey};
+use crate::intake::{OrderSink, SinkError};
+use crate::ledger::{SeriesKey, SharedLedger};
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
 use store::{Store, StoreError, StoredOrder};
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,13 +40,25 @@ pub struct TrackerConfig {
     pub dedupe_window: Duration,
 }
 
+impl From<&crate::config::Config> for TrackerConfig {
+    fn from(cfg: &crate::config::Config) -> Self {
+        let d =
+            |h: crate::config::HumanDuration| Duration::from_std(h.get()).unwrap_or(Duration::MAX);
+        let max_age = d(cfg.tracking.max_age);
+        TrackerConfig {
+            sampling_ratio: cfg.sampling.ratio.get(),
+            first_delay: d(cfg.poll.first_delay),
+            // A duplicate can arrive as long as its order could still be tracked; a day at
+            // least covers clients that retry the next morning.
+            dedupe_window: (max_age * 2).max(Duration::hours(24)),
+        }
+    }
+}
+
+/// The settings of the default configuration.
 impl Default for TrackerConfig {
     fn default() -> Self {
-        TrackerConfig {
-            sampling_ratio: 1.0,
-            first_delay: Duration::seconds(5),
-            dedupe_window: Duration::hours(24),
-        }
+        TrackerConfig::from(&crate::config::Config::default())
     }
 }
 
@@ -87,7 +99,6 @@ enum Cmd {
 #[derive(Clone)]
 pub struct Tracker {
     tx: mpsc::Sender<Cmd>,
-    metrics: Arc<Metrics>,
     clock: crate::clock::SharedClock,
 }
 
@@ -96,25 +107,25 @@ pub fn sampled_in(key: &OrderKey, ratio: f64) -> bool {
     if ratio >= 1.0 {
         return true;
     }
-    let h = xxhash_rust::xxh3::xxh3_64(store::key_string(key).as_bytes());
+    let h = xxhash_rust::xxh3::xxh3_64(key.to_key_string().as_bytes());
     (h as f64 / u64::MAX as f64) < ratio
 }
 
 impl Tracker {
-    /// Starts the writer thread over an opened store whose ledger `metrics` was built from.
+    /// Starts the writer thread over an opened store and the ledger loaded from it; the
+    /// writer becomes the ledger's only writer.
     pub fn start(
         store: Store,
-        metrics: Arc<Metrics>,
+        ledger: SharedLedger,
         cfg: TrackerConfig,
         clock: crate::clock::SharedClock,
     ) -> Tracker {
         let (tx, rx) = mpsc::channel(4096);
-        let ledger = metrics.ledger.clone();
         std::thread::Builder::new()
             .name("tracker-writer".into())
             .spawn(move || writer(store, ledger, cfg, rx))
             .expect("spawning the tracker thread");
-        Tracker { tx, metrics, clock }
+        Tracker { tx, clock }
     }
 
     async fn call<T>(
@@ -132,13 +143,7 @@ impl Tracker {
     /// Stores new orders durably; returns once they are committed.
     pub async fn enqueue(&self, orders: Vec<NewOrder>) -> Result<EnqueueReport, TrackerError> {
         let now = self.clock.now();
-        let report = self
-            .call(|reply| Cmd::Enqueue { orders, now, reply })
-            .await?;
-        self.metrics.rejected("duplicate", report.duplicates as u64);
-        self.metrics
-            .rejected("sampled_out", report.sampled_out as u64);
-        Ok(report)
+        self.call(|reply| Cmd::Enqueue { orders, now, reply }).await
     }
 
     /// Commits one poll's outcome: new state (or forgetting) and its metric updates together.
@@ -186,12 +191,7 @@ fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn writer(
-    mut store: Store,
-    ledger: Arc<RwLock<Ledger>>,
-    cfg: TrackerConfig,
-    mut rx: mpsc::Receiver<Cmd>,
-) {
+fn writer(mut store: Store, ledger: SharedLedger, cfg: TrackerConfig, mut rx: mpsc::Receiver<Cmd>) {
     let mut last_prune: Option<i64> = None;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
@@ -250,7 +250,7 @@ enum Reply {
 
 fn write_batch(
     store: &mut Store,
-    ledger: &Arc<RwLock<Ledger>>,
+    ledger: &SharedLedger,
     cfg: &TrackerConfig,
     writes: Vec<Cmd>,
     prune_before: Option<i64>,
@@ -273,11 +273,7 @@ fn write_batch(
                             continue;
                         }
                         let created = o.submitted_at.unwrap_or(now).min(now);
-                        let app = match &o.key {
-                            OrderKey::Order { app_id, .. } => app_id.as_str(),
-                            OrderKey::Verification { .. } => "unknown",
-                        };
-                        let state = OrderState::new(app, o.flow_id, created);
+                        let state = OrderState::new(o.key.app_id(), o.flow_id, created);
                         let first = (created + cfg.first_delay).max(now);
                         if tx.insert_order(&o.key, &state, ms(first))? {
                             report.accepted += 1;
@@ -358,7 +354,8 @@ fn write_batch(
 mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
-    use crate::metrics::Update;
+    use crate::ledger::{Ledger, OrderLabels, OrderOutcome, Update};
+    use std::sync::Arc;
 
     fn order(i: usize) -> NewOrder {
         NewOrder {
@@ -374,10 +371,9 @@ mod tests {
     #[tokio::test]
     async fn enqueue_dedupes_and_due_follows_first_delay() {
         let clock = ManualClock::new(DateTime::from_timestamp(1_700_000_000, 0).unwrap());
-        let metrics = Arc::new(Metrics::new(Ledger::new(), "t", "t"));
         let tracker = Tracker::start(
             Store::in_memory().unwrap(),
-            metrics,
+            Ledger::new().shared(),
             TrackerConfig::default(),
             Arc::new(clock.clone()),
         );
@@ -394,7 +390,12 @@ mod tests {
         assert_eq!(due.len(), 2);
         let outcome = Outcome {
             state: due[0].state.clone(),
-            updates: vec![Update::order("app1", "none", "ID", "delivered")],
+            updates: vec![Update::Order(OrderLabels {
+                app_id: "app1".into(),
+                flow_id: "none".into(),
+                country: "ID".into(),
+                outcome: OrderOutcome::Delivered,
+            })],
             next: Next::Forget,
             freshness: Vec::new(),
         };

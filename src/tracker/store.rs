@@ -6,8 +6,8 @@
 //! `kill -9` and power loss; callers batch many operations into one transaction.
 
 use crate::accounting::OrderState;
-use crate::intake::OrderKey;
-use crate::metrics::{Ledger, LedgerFamily, SeriesKey, SeriesValue};
+use crate::domain::OrderKey;
+use crate::ledger::{Ledger, LedgerFamily, SeriesKey, SeriesValue};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 
@@ -18,11 +18,8 @@ pub const SCHEMA_VERSION: i64 = 1;
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("cannot create the storage directory {path}: {source}")]
-    Dir {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot create the storage directory {path}: {error}")]
+    Dir { path: String, error: std::io::Error },
     #[error(
         "store schema version {found} is newer than this binary understands ({SCHEMA_VERSION})"
     )]
@@ -40,27 +37,6 @@ pub struct StoredOrder {
     pub next_poll: i64,
 }
 
-/// Stable text form of a key: `o:<appId>:<orderId>` (appId has no `:`) or `v:<verificationId>`.
-pub fn key_string(key: &OrderKey) -> String {
-    match key {
-        OrderKey::Order { app_id, order_id } => format!("o:{app_id}:{order_id}"),
-        OrderKey::Verification { verification_id } => format!("v:{verification_id}"),
-    }
-}
-
-pub fn parse_key(s: &str) -> Option<OrderKey> {
-    if let Some(rest) = s.strip_prefix("o:") {
-        let (app_id, order_id) = rest.split_once(':')?;
-        return Some(OrderKey::Order {
-            app_id: app_id.into(),
-            order_id: order_id.into(),
-        });
-    }
-    s.strip_prefix("v:").map(|v| OrderKey::Verification {
-        verification_id: v.into(),
-    })
-}
-
 pub struct Store {
     conn: Connection,
 }
@@ -68,9 +44,9 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `dir/itniotech-exporter.db`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::Dir {
             path: dir.display().to_string(),
-            source,
+            error,
         })?;
         let conn = Connection::open(dir.join("itniotech-exporter.db"))?;
         Self::init(conn)
@@ -179,7 +155,8 @@ impl Store {
         let mut bad = Vec::new();
         for row in rows {
             let (key_text, state, next_poll) = row?;
-            let parsed = parse_key(&key_text).zip(serde_json::from_str::<OrderState>(&state).ok());
+            let parsed = OrderKey::from_key_string(&key_text)
+                .zip(serde_json::from_str::<OrderState>(&state).ok());
             match parsed {
                 Some((key, state)) => out.push(StoredOrder {
                     key,
@@ -232,7 +209,7 @@ impl Tx<'_> {
         state: &OrderState,
         next_poll_ms: i64,
     ) -> Result<bool, StoreError> {
-        let k = key_string(key);
+        let k = key.to_key_string();
         let forgotten: Option<i64> = self
             .tx
             .prepare_cached("SELECT at FROM forgotten WHERE key = ?1")?
@@ -263,13 +240,13 @@ impl Tx<'_> {
             serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.tx
             .prepare_cached("UPDATE orders SET state = ?2, next_poll = ?3 WHERE key = ?1")?
-            .execute(params![key_string(key), state_json, next_poll_ms])?;
+            .execute(params![key.to_key_string(), state_json, next_poll_ms])?;
         Ok(())
     }
 
     /// Deletes a finished order and remembers its key until `prune_forgotten` drops it.
     pub fn forget_order(&self, key: &OrderKey, now_ms: i64) -> Result<(), StoreError> {
-        let k = key_string(key);
+        let k = key.to_key_string();
         self.tx
             .prepare_cached("DELETE FROM orders WHERE key = ?1")?
             .execute([&k])?;
@@ -310,25 +287,13 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Update;
+    use crate::ledger::{CostLabels, SmsDeliveryLabels, SmsStatus, Update};
     use chrono::DateTime;
 
     fn key(o: &str) -> OrderKey {
         OrderKey::Order {
             app_id: "app1".into(),
             order_id: o.into(),
-        }
-    }
-
-    #[test]
-    fn keys_round_trip_even_with_colons_in_order_ids() {
-        for k in [
-            key("a:b:c"),
-            OrderKey::Verification {
-                verification_id: "24051409123310000417".into(),
-            },
-        ] {
-            assert_eq!(parse_key(&key_string(&k)), Some(k));
         }
     }
 
@@ -362,8 +327,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = Ledger::new();
         let touched = ledger.apply(&[
-            Update::sms_delivery_seconds("a", "ID", "delivered", 3.5),
-            Update::cost("a", "sms", "ID", "USD", 0.25),
+            Update::SmsDeliverySeconds(
+                SmsDeliveryLabels {
+                    app_id: "a".into(),
+                    country: "ID".into(),
+                    status: SmsStatus::Delivered,
+                },
+                3.5,
+            ),
+            Update::Cost(
+                CostLabels {
+                    app_id: "a".into(),
+                    channel: crate::domain::Channel::Sms,
+                    country: "ID".into(),
+                    currency: "USD".into(),
+                },
+                0.25,
+            ),
         ]);
         {
             let mut store = Store::open(dir.path()).unwrap();

@@ -1,9 +1,17 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
-use itniotech_exporter::api::{ApiObserver, Endpoint};
+use itniotech_exporter::api::model::{Flow, OrderRecord, SendResult, VerifyResult};
+use itniotech_exporter::api::{
+    ApiError, ApiObserver, Balance, Client, ClientConfig, Credentials, Endpoint, OtpSender,
+    RecordSource, RetryPolicy, SendRequest,
+};
+use itniotech_exporter::clock::SharedClock;
+use itniotech_exporter::domain::OrderKey;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One sample of an exposition: name, labels, value.
@@ -183,5 +191,200 @@ impl ApiObserver for Recorder {
     }
     fn on_clock_skew(&self, seconds: f64) {
         self.skews.lock().unwrap().push(seconds);
+    }
+}
+
+/// A client for a simulator at `base`: no rate limit, three attempts with millisecond backoff.
+pub fn sim_client(
+    base: &str,
+    key: &str,
+    secret: &str,
+    clock: SharedClock,
+    observer: Arc<dyn ApiObserver>,
+) -> Client {
+    Client::new(
+        ClientConfig {
+            base_url: base.to_string(),
+            timeout: Duration::from_secs(5),
+            max_rps: None,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                backoff_min: Duration::from_millis(1),
+                backoff_max: Duration::from_millis(5),
+            },
+        },
+        Credentials::new(key, secret),
+        clock,
+        observer,
+    )
+    .expect("a valid client configuration")
+}
+
+/// The key of an order known by `(appId, orderId)`.
+pub fn order_key(app_id: &str, order_id: &str) -> OrderKey {
+    OrderKey::Order {
+        app_id: app_id.into(),
+        order_id: order_id.into(),
+    }
+}
+
+/// Both halves of the API client (what the agent reads, what the demo sends) under one name,
+/// so client tests call every endpoint the same way.
+#[derive(Clone, Debug)]
+pub struct TestApi {
+    pub client: Client,
+    pub sender: OtpSender,
+}
+
+impl TestApi {
+    pub fn new(client: Client) -> Self {
+        let sender = OtpSender::new(client.clone());
+        TestApi { client, sender }
+    }
+    pub async fn flow_list(&self) -> Result<Vec<Flow>, ApiError> {
+        self.client.flows().await
+    }
+    pub async fn record_by_order_id(
+        &self,
+        app_id: &str,
+        order_id: &str,
+    ) -> Result<Option<OrderRecord>, ApiError> {
+        self.client.record(&order_key(app_id, order_id)).await
+    }
+    pub async fn record_by_verification_id(
+        &self,
+        verification_id: &str,
+    ) -> Result<Option<OrderRecord>, ApiError> {
+        let key = OrderKey::Verification {
+            verification_id: verification_id.into(),
+        };
+        self.client.record(&key).await
+    }
+    pub async fn balance(&self) -> Result<Balance, ApiError> {
+        self.client.balance().await
+    }
+    pub async fn send(&self, req: &SendRequest) -> Result<SendResult, ApiError> {
+        self.sender.send(req).await
+    }
+    pub async fn send_rule(&self, req: &SendRequest) -> Result<SendResult, ApiError> {
+        self.sender.send_rule(req).await
+    }
+    pub async fn verify(
+        &self,
+        verification_id: &str,
+        code: &str,
+    ) -> Result<VerifyResult, ApiError> {
+        self.sender.verify(verification_id, code).await
+    }
+}
+
+impl Recorder {
+    /// The last clock skew the client measured, if any reply carried a `Date` header.
+    pub fn last_skew(&self) -> Option<f64> {
+        self.skews.lock().unwrap().last().copied()
+    }
+}
+
+/// A child process of the binary whose stdout and stderr are captured; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub output: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no destructor, no flush, no graceful shutdown.
+    pub fn kill9(&mut self) {
+        // std's kill() sends SIGKILL on Unix.
+        self.child.kill().expect("kill -9");
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `args` and `envs` (API credentials, ...) and waits for the log line
+/// announcing its listening address, which it returns as `127.0.0.1:PORT`.
+pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Proc, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    let output = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let output = output.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                output.lock().unwrap().push_str(&line);
+                output.lock().unwrap().push('\n');
+                if line.contains("listening") {
+                    if let Some(addr) = find_loopback_addr(&line) {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        });
+    }
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no listening line; output:\n{}", output.lock().unwrap()));
+    (Proc { child, output }, addr)
+}
+
+/// The first `127.0.0.1:PORT` in a log line.
+pub fn find_loopback_addr(line: &str) -> Option<String> {
+    let i = line.find("127.0.0.1:")?;
+    let port: String = line[i + 10..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    (!port.is_empty()).then(|| format!("127.0.0.1:{port}"))
+}
+
+/// GET `http://{addr}/metrics`, parsed; `None` when the agent does not answer.
+pub async fn scrape(http: &reqwest::Client, addr: &str) -> Option<Vec<Sample>> {
+    let body = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(parse_exposition(&body))
+}
+
+/// Whether an external tool can be run. When it cannot: a failure under `CI=true`, otherwise a
+/// printed notice and `false` so the caller skips its checks.
+pub fn tool_available(tool: &str, version_args: &[&str], install_hint: &str) -> bool {
+    match Command::new(tool).args(version_args).output() {
+        Ok(out) if out.status.success() => true,
+        other => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !ci,
+                "{tool} is not usable and CI=true ({install_hint}): {other:?}"
+            );
+            eprintln!("NOTICE: {tool} is not usable, skipping its checks ({install_hint})");
+            false
+        }
     }
 }

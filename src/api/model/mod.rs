@@ -1,17 +1,22 @@
 //! Tolerant typed models of the vendor's replies.
 //!
-//! The vendor documentation contradicts itself (see itniotech-api.md §4): `status` is a string at
+//! The vendor documentation contradicts itself (docs/vendor-api.md §4): `status` is a string at
 //! the top level and an int inside records, `sms`/`call` are objects on one endpoint and arrays on
 //! another, money is a decimal string, timestamps come in several shapes, many fields are
 //! nullable and unknown keys appear. Every model here accepts all documented variants so that a
 //! surprising reply degrades to `None` for one field instead of losing the whole record.
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset};
 use rust_decimal::Decimal;
-use serde::de::{self, DeserializeOwned, Deserializer};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::str::FromStr;
+
+pub use crate::domain::Channel;
+pub use lenient::{parse_time, parse_time_str};
+
+mod lenient;
+use lenient::*;
 
 /// The common reply envelope: `{"status":"0","reason":"success","data":...}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,8 +69,9 @@ pub struct Verifications {
     /// Destination number: PII. Used only to derive the country, never stored or logged.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub ori_receiver: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_string")]
-    pub channel: Option<String>,
+    /// The channel of the current attempt; `None` when absent or not one the vendor documents.
+    #[serde(default, deserialize_with = "de_opt_channel")]
+    pub channel: Option<Channel>,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub order_id: Option<String>,
 }
@@ -111,9 +117,55 @@ impl Matched {
         }
     }
 
-    /// Verified, failed or unknown: the verification result is settled.
-    pub fn is_settled(self) -> bool {
-        matches!(self, Matched::Verified | Matched::Failed | Matched::Unknown)
+    /// Whether the verification result can no longer change. Verified and unknown (the
+    /// platform does not know the verificationId) are final at once; a wrong code is final only
+    /// once the verify window has closed, because users retype; anything else is not final.
+    pub fn is_settled(self, window_closed: bool) -> bool {
+        match self {
+            Matched::Verified | Matched::Unknown => true,
+            Matched::Failed => window_closed,
+            Matched::NotChecked | Matched::Sending | Matched::Other(_) => false,
+        }
+    }
+}
+
+/// What starts the next step of a task flow (a flow node's `status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum StepTrigger {
+    /// 1: the attempt failed to send (submit failure or a failed delivery report).
+    SendFailure,
+    /// 2: the code was not verified (a wrong code included).
+    Unverified,
+    /// Absent or undocumented.
+    #[default]
+    Unknown,
+}
+
+impl StepTrigger {
+    pub fn from_code(code: Option<i64>) -> Self {
+        match code {
+            Some(1) => StepTrigger::SendFailure,
+            Some(2) => StepTrigger::Unverified,
+            _ => StepTrigger::Unknown,
+        }
+    }
+
+    /// The vendor's code, for replies the simulator writes.
+    pub fn code(self) -> Option<i64> {
+        match self {
+            StepTrigger::SendFailure => Some(1),
+            StepTrigger::Unverified => Some(2),
+            StepTrigger::Unknown => None,
+        }
+    }
+
+    /// The `trigger` label of `itniotech_otp_flow_step_info`.
+    pub fn label(self) -> &'static str {
+        match self {
+            StepTrigger::SendFailure => "send_failure",
+            StepTrigger::Unverified => "unverified",
+            StepTrigger::Unknown => "unknown",
+        }
     }
 }
 
@@ -280,14 +332,22 @@ pub struct FlowNode {
     /// Seconds to wait before evaluating the trigger (30–120).
     #[serde(default, deserialize_with = "de_opt_i64")]
     pub waiting_time: Option<i64>,
-    /// 1 = next step on send failure, 2 = next step when not verified.
-    #[serde(default, deserialize_with = "de_opt_i64")]
-    pub status: Option<i64>,
-    #[serde(default, deserialize_with = "de_opt_string")]
-    pub channel: Option<String>,
+    /// The vendor's `status`: 1 = next step on send failure, 2 = next step when not verified.
+    #[serde(rename = "status", default, deserialize_with = "de_trigger")]
+    pub trigger: StepTrigger,
+    /// `None` when absent or not `sms`/`call`/`sna`.
+    #[serde(default, deserialize_with = "de_opt_channel")]
+    pub channel: Option<Channel>,
     /// 0 = switch channel for the next attempt, 1 = keep it.
     #[serde(default, deserialize_with = "de_opt_i64")]
     pub channel_cut: Option<i64>,
+}
+
+impl FlowNode {
+    /// Whether the next attempt switches channel (`channelCut` 0, the vendor's default).
+    pub fn switches_channel(&self) -> bool {
+        self.channel_cut.unwrap_or(0) == 0
+    }
 }
 
 /// `sms/getBalance`: fields at the top level, no `data`.
@@ -313,8 +373,8 @@ pub struct SendResult {
     pub verification_id: String,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub to: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_string")]
-    pub channel: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_channel")]
+    pub channel: Option<Channel>,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub sna_url: Option<String>,
 }
@@ -325,14 +385,14 @@ pub struct SendResult {
 pub struct VerifyResult {
     #[serde(default, deserialize_with = "de_opt_string")]
     pub verification_id: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_string")]
-    pub channel: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_channel")]
+    pub channel: Option<Channel>,
     #[serde(default, deserialize_with = "de_opt_matched")]
     pub matched: Option<Matched>,
 }
 
-/// App (verification application) details (§3.1). The agent does not call the app endpoints;
-/// the model exists for the simulator and to pin the documented shape.
+/// App (verification application) details (docs/vendor-api.md §3.1). The agent does not call
+/// the app endpoints; the model exists for the simulator and to pin the documented shape.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppInfo {
@@ -367,7 +427,7 @@ pub struct PeriodLimit {
     pub limit: Option<i64>,
 }
 
-/// An OTP message template (§3.2).
+/// An OTP message template (docs/vendor-api.md §3.2).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Template {
@@ -404,228 +464,4 @@ pub fn one_or_many<T: DeserializeOwned>(data: Value) -> Vec<T> {
     serde_json::from_value::<Wrap<T>>(data)
         .map(|w| w.0)
         .unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Lenient field deserializers. Each goes through `serde_json::Value` so that a wrong type for
-// one field becomes `None` (or a default) instead of failing the whole record.
-// ---------------------------------------------------------------------------------------------
-
-fn value_to_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn value_to_i64(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
-                .map(|f| f as i64)
-        }),
-        Value::String(s) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    }
-}
-
-fn value_to_decimal(v: &Value) -> Option<Decimal> {
-    match v {
-        Value::String(s) => {
-            let s = s.trim();
-            Decimal::from_str(s)
-                .or_else(|_| Decimal::from_scientific(s))
-                .ok()
-        }
-        // A JSON number went through f64 in serde_json: take its shortest decimal rendering.
-        Value::Number(n) => {
-            let s = n.to_string();
-            Decimal::from_str(&s)
-                .or_else(|_| Decimal::from_scientific(&s))
-                .ok()
-        }
-        _ => None,
-    }
-}
-
-/// Parses every timestamp form the vendor may use: RFC 3339 / ISO-8601 with any offset (also
-/// without the colon in the offset), `yyyy-MM-dd HH:mm:ss` (taken as UTC+8, the vendor's own
-/// zone, as its samples show), epoch seconds or milliseconds as number or string. Empty → None.
-pub fn parse_time(v: &Value) -> Option<DateTime<FixedOffset>> {
-    let t = match v {
-        Value::Number(n) => n.as_i64().and_then(epoch_to_time),
-        Value::String(s) => parse_time_str(s),
-        _ => None,
-    }?;
-    // Anything outside this range is garbage, and would overflow date arithmetic downstream.
-    use chrono::Datelike;
-    (1970..=2200).contains(&t.year()).then_some(t)
-}
-
-/// See [`parse_time`].
-pub fn parse_time_str(s: &str) -> Option<DateTime<FixedOffset>> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<i64>().ok().and_then(epoch_to_time);
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t);
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-    ] {
-        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-            return Some(t);
-        }
-    }
-    let vendor_tz = FixedOffset::east_opt(8 * 3600).expect("valid offset");
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y/%m/%d %H:%M:%S",
-    ] {
-        if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
-            return vendor_tz.from_local_datetime(&naive).single();
-        }
-    }
-    None
-}
-
-fn epoch_to_time(n: i64) -> Option<DateTime<FixedOffset>> {
-    // 13 digits and more are milliseconds; seconds would be past year 5000.
-    let t = if n.unsigned_abs() >= 100_000_000_000 {
-        DateTime::<Utc>::from_timestamp_millis(n)
-    } else {
-        DateTime::<Utc>::from_timestamp(n, 0)
-    };
-    t.map(|t| t.fixed_offset())
-}
-
-fn de_code<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let v = Value::deserialize(d)?;
-    value_to_string(&v)
-        .map(|s| s.trim().to_string())
-        .ok_or_else(|| de::Error::custom("status is neither a string nor a number"))
-}
-
-fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let v = Value::deserialize(d)?;
-    value_to_string(&v).ok_or_else(|| de::Error::custom("expected a string"))
-}
-
-fn de_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    let v = Value::deserialize(d)?;
-    value_to_i64(&v).ok_or_else(|| de::Error::custom("expected an integer"))
-}
-
-fn de_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(value_to_string(&Value::deserialize(d)?))
-}
-
-fn de_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Ok(value_to_i64(&Value::deserialize(d)?))
-}
-
-fn de_opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    Ok(value_to_decimal(&Value::deserialize(d)?))
-}
-
-fn de_opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
-    Ok(parse_time(&Value::deserialize(d)?))
-}
-
-fn de_matched<'de, D: Deserializer<'de>>(d: D) -> Result<Matched, D::Error> {
-    Ok(de_opt_matched(d)?.unwrap_or_default())
-}
-
-fn de_opt_matched<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Matched>, D::Error> {
-    Ok(value_to_i64(&Value::deserialize(d)?).map(Matched::from_code))
-}
-
-fn de_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Bool(b) => b,
-        Value::Number(n) => n.as_i64() == Some(1),
-        Value::String(s) => matches!(s.trim(), "true" | "1"),
-        _ => false,
-    })
-}
-
-/// A nested object that is null or fails to parse becomes `None` instead of failing the parent.
-fn de_lenient_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned,
-{
-    let v = Value::deserialize(d)?;
-    if v.is_null() {
-        return Ok(None);
-    }
-    Ok(serde_json::from_value(v).ok())
-}
-
-/// A nested object that fails to parse becomes its default instead of failing the parent.
-fn de_lenient<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned + Default,
-{
-    let v = Value::deserialize(d)?;
-    Ok(serde_json::from_value(v).unwrap_or_default())
-}
-
-/// Object → one-element list, array → list (elements that fail to parse are skipped), null →
-/// empty. Empty objects (`{}` or all-null fields, as a record may carry for a channel that was
-/// never used) and non-objects are skipped: they are not attempts, and an all-`None` attempt would
-/// look "in progress" forever.
-fn de_one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned,
-{
-    fn parse_item<T: DeserializeOwned>(item: Value) -> Option<T> {
-        match &item {
-            Value::Object(map) if map.values().all(Value::is_null) => None,
-            Value::Object(_) => serde_json::from_value(item).ok(),
-            _ => None,
-        }
-    }
-    let v = Value::deserialize(d)?;
-    Ok(match v {
-        Value::Array(items) => items.into_iter().filter_map(parse_item).collect(),
-        other => parse_item(other).into_iter().collect(),
-    })
-}
-
-/// Array → its non-null elements, null → empty, anything else → a one-element list.
-fn de_raw_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Array(items) => items.into_iter().filter(|v| !v.is_null()).collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
-    })
-}
-
-/// `data` that is missing or null → None (the caller decides whether a success without data is
-/// an error); `data` of the wrong shape is an error, which the client reports as a decode error.
-fn de_opt_data<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned,
-{
-    let v = Value::deserialize(d)?;
-    if v.is_null() {
-        return Ok(None);
-    }
-    serde_json::from_value(v)
-        .map(Some)
-        .map_err(de::Error::custom)
 }

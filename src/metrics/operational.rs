@@ -1,0 +1,439 @@
+//! The agent's own metrics: API calls, intake, polling, backlog, flows, balance, build.
+//!
+//! Plain prometheus-client metrics that start from zero like any exporter's. Each has one
+//! writer, which reports through an intent-named method here (the API client through
+//! [`ApiObserver`], the intake through [`IntakeObserver`], the pollers through the poll and
+//! catalog methods), so no other module touches a family directly.
+
+use crate::api::model::Flow;
+use crate::api::{ApiObserver, Endpoint};
+use crate::intake::{IntakeObserver, IntakeSource, RejectReason};
+use crate::ledger::family::label_enum;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const FRESHNESS_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0];
+const API_DURATION_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+/// Longest flow name exported in `itniotech_otp_flow_info`.
+const FLOW_NAME_MAX_CHARS: usize = 64;
+
+label_enum! {
+    /// How one record poll ended.
+    PollResult {
+        Ok => "ok",
+        NotFound => "not_found",
+        Error => "error",
+    }
+}
+
+label_enum! {
+    /// The kinds of `itniotech_account_balance`.
+    BalanceKind {
+        Balance => "balance",
+        Gift => "gift",
+        Credit => "credit",
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointStatus {
+    /// Not `endpoint`: prometheus-operator adds a target label of that name.
+    api_endpoint: &'static str,
+    status: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    api_endpoint: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlowInfoLabels {
+    flow_id: String,
+    flow_name: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlowStepInfoLabels {
+    flow_id: String,
+    step: String,
+    channel: String,
+    trigger: String,
+    channel_switch: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlowStepLabels {
+    flow_id: String,
+    step: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BalanceLabels {
+    kind: &'static str,
+    currency: String,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    revision: String,
+}
+
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+/// Label sets of the flow info families currently exported.
+#[derive(Debug, Default)]
+struct PublishedFlows {
+    info: Vec<FlowInfoLabels>,
+    steps: Vec<FlowStepInfoLabels>,
+    waits: Vec<FlowStepLabels>,
+}
+
+/// The agent's operational metrics.
+#[derive(Debug)]
+pub struct Operational {
+    up: Gauge,
+    api_requests: Family<EndpointStatus, Counter>,
+    api_request_duration: Family<EndpointLabel, Histogram, fn() -> Histogram>,
+    orders_received: Family<SourceLabel, Counter>,
+    orders_rejected: Family<ReasonLabel, Counter>,
+    orders_pending: Gauge,
+    oldest_pending_age: F64Gauge,
+    poll_lag: F64Gauge,
+    polls: Family<ResultLabel, Counter>,
+    attempt_freshness: Histogram,
+    clock_skew: F64Gauge,
+    flow_info: Family<FlowInfoLabels, Gauge>,
+    flow_step_info: Family<FlowStepInfoLabels, Gauge>,
+    flow_step_wait: Family<FlowStepLabels, Gauge>,
+    balance: Family<BalanceLabels, F64Gauge>,
+    build_info: Family<BuildLabels, Gauge>,
+    /// The flow label sets published by the last catalog refresh, so the next one can remove
+    /// only the stale ones (clearing first would let a scrape see no flows at all).
+    published_flows: Mutex<PublishedFlows>,
+}
+
+fn api_histogram() -> Histogram {
+    Histogram::new(API_DURATION_BUCKETS.iter().copied())
+}
+
+impl Operational {
+    /// Creates the metrics, registers them in `registry`, and initialises the series that
+    /// ratios divide by at 0.
+    pub fn register(registry: &mut Registry, version: &str, revision: &str) -> Operational {
+        let op = Operational {
+            up: Gauge::default(),
+            api_requests: Family::default(),
+            api_request_duration: Family::new_with_constructor(api_histogram),
+            orders_received: Family::default(),
+            orders_rejected: Family::default(),
+            orders_pending: Gauge::default(),
+            oldest_pending_age: F64Gauge::default(),
+            poll_lag: F64Gauge::default(),
+            polls: Family::default(),
+            attempt_freshness: Histogram::new(FRESHNESS_BUCKETS.iter().copied()),
+            clock_skew: F64Gauge::default(),
+            flow_info: Family::default(),
+            flow_step_info: Family::default(),
+            flow_step_wait: Family::default(),
+            balance: Family::default(),
+            build_info: Family::default(),
+            published_flows: Mutex::default(),
+        };
+        registry.register(
+            "itniotech_up",
+            "1 when the last API call authenticated and answered",
+            op.up.clone(),
+        );
+        registry.register(
+            "itniotech_api_requests",
+            "API requests by endpoint and vendor status or transport class, retries included",
+            op.api_requests.clone(),
+        );
+        registry.register(
+            "itniotech_api_request_duration_seconds",
+            "API request latency per attempt",
+            op.api_request_duration.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_orders_received",
+            "Orders received at intake, before de-duplication and sampling",
+            op.orders_received.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_orders_rejected",
+            "Orders not tracked, by reason",
+            op.orders_rejected.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_orders_pending",
+            "Orders tracked and not yet forgotten",
+            op.orders_pending.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_oldest_pending_order_age_seconds",
+            "Age of the oldest pending order",
+            op.oldest_pending_age.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_poll_lag_seconds",
+            "How late the most recent due poll ran after its scheduled time",
+            op.poll_lag.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_polls",
+            "Record polls by result",
+            op.polls.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_attempt_freshness_seconds",
+            "Delay from an attempt's end (doneTm, hangupTime) to the poll that counted it",
+            op.attempt_freshness.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_clock_skew_seconds",
+            "Local clock minus API server clock, from the HTTP Date header",
+            op.clock_skew.clone(),
+        );
+        registry.register(
+            "itniotech_otp_flow_info",
+            "1 for each task flow from flow/list",
+            op.flow_info.clone(),
+        );
+        registry.register(
+            "itniotech_otp_flow_step_info",
+            "1 for each step of each task flow",
+            op.flow_step_info.clone(),
+        );
+        registry.register(
+            "itniotech_otp_flow_step_wait_seconds",
+            "waitingTime of each task flow step",
+            op.flow_step_wait.clone(),
+        );
+        registry.register(
+            "itniotech_account_balance",
+            "Account funds from sms/getBalance",
+            op.balance.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_build_info",
+            "1, labelled with the build's version and git revision",
+            op.build_info.clone(),
+        );
+        op.build_info
+            .get_or_create(&BuildLabels {
+                version: version.to_string(),
+                revision: revision.to_string(),
+            })
+            .set(1);
+        for source in IntakeSource::ALL {
+            let _ = op.orders_received.get_or_create(&SourceLabel {
+                source: source.as_str(),
+            });
+        }
+        for reason in RejectReason::ALL {
+            let _ = op.orders_rejected.get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
+        for result in PollResult::ALL {
+            let _ = op.polls.get_or_create(&ResultLabel {
+                result: result.as_str(),
+            });
+        }
+        op
+    }
+
+    /// One record poll ended.
+    pub fn poll_finished(&self, result: PollResult) {
+        self.polls
+            .get_or_create(&ResultLabel {
+                result: result.as_str(),
+            })
+            .inc();
+    }
+
+    /// How late the latest round of due polls started after the most overdue one was due.
+    pub fn poll_lag(&self, seconds: f64) {
+        self.poll_lag.set(seconds);
+    }
+
+    /// An attempt was counted, `seconds` after it ended.
+    pub fn attempt_counted(&self, seconds: f64) {
+        self.attempt_freshness.observe(seconds);
+    }
+
+    /// Pending orders and the age of the oldest one.
+    pub fn backlog(&self, pending: u64, oldest_age_seconds: f64) {
+        self.orders_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.oldest_pending_age.set(oldest_age_seconds);
+    }
+
+    /// The account's funds of one kind.
+    pub fn balance(&self, kind: BalanceKind, currency: &str, amount: f64) {
+        self.balance
+            .get_or_create(&BalanceLabels {
+                kind: kind.as_str(),
+                currency: currency.to_owned(),
+            })
+            .set(amount);
+    }
+
+    /// Replaces the flow info series with the catalog `flows`. Deleted or renamed flows
+    /// disappear; the current ones never blink out during a refresh.
+    pub fn publish_flows(&self, flows: &[Flow]) {
+        let mut next = PublishedFlows::default();
+        for f in flows {
+            let id = f.flow_id.to_string();
+            let name: String = f
+                .name
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(FLOW_NAME_MAX_CHARS)
+                .collect();
+            next.info.push(FlowInfoLabels {
+                flow_id: id.clone(),
+                flow_name: name,
+            });
+            for (i, node) in f.flow.iter().enumerate() {
+                let step = (i + 1).to_string();
+                next.steps.push(FlowStepInfoLabels {
+                    flow_id: id.clone(),
+                    step: step.clone(),
+                    channel: node.channel.map_or("unknown", |c| c.as_str()).into(),
+                    trigger: node.trigger.label().into(),
+                    channel_switch: node.switches_channel().to_string(),
+                });
+                let wait = FlowStepLabels {
+                    flow_id: id.clone(),
+                    step,
+                };
+                self.flow_step_wait
+                    .get_or_create(&wait)
+                    .set(node.waiting_time.unwrap_or(0));
+                next.waits.push(wait);
+            }
+        }
+        for l in &next.info {
+            self.flow_info.get_or_create(l).set(1);
+        }
+        for l in &next.steps {
+            self.flow_step_info.get_or_create(l).set(1);
+        }
+        let mut published = self
+            .published_flows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for l in published.info.iter().filter(|l| !next.info.contains(l)) {
+            self.flow_info.remove(l);
+        }
+        for l in published.steps.iter().filter(|l| !next.steps.contains(l)) {
+            self.flow_step_info.remove(l);
+        }
+        for l in published.waits.iter().filter(|l| !next.waits.contains(l)) {
+            self.flow_step_wait.remove(l);
+        }
+        *published = next;
+    }
+}
+
+impl ApiObserver for Operational {
+    fn on_request(&self, endpoint: Endpoint, status_label: &str, up: bool, elapsed: Duration) {
+        self.api_requests
+            .get_or_create(&EndpointStatus {
+                api_endpoint: endpoint.as_str(),
+                status: status_label.to_owned(),
+            })
+            .inc();
+        self.api_request_duration
+            .get_or_create(&EndpointLabel {
+                api_endpoint: endpoint.as_str(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.up.set(i64::from(up));
+    }
+
+    fn on_clock_skew(&self, seconds: f64) {
+        if seconds.is_finite() {
+            self.clock_skew.set(seconds);
+        }
+    }
+}
+
+impl IntakeObserver for Operational {
+    fn received(&self, source: IntakeSource, n: u64) {
+        self.orders_received
+            .get_or_create(&SourceLabel {
+                source: source.as_str(),
+            })
+            .inc_by(n);
+    }
+
+    fn rejected(&self, reason: RejectReason, n: u64) {
+        self.orders_rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc_by(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::model::{Channel, Flow, FlowNode, StepTrigger};
+    use crate::ledger::Ledger;
+    use crate::metrics::Metrics;
+
+    fn flow(id: i64, name: &str, steps: usize) -> Flow {
+        Flow {
+            flow_id: id,
+            name: Some(name.into()),
+            flow: (0..steps)
+                .map(|_| FlowNode {
+                    waiting_time: Some(60),
+                    trigger: StepTrigger::SendFailure,
+                    channel: Some(Channel::Sms),
+                    channel_cut: Some(0),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn refresh_removes_only_stale_flow_series() {
+        let metrics = Metrics::new(Ledger::new(), "t", "t");
+        metrics
+            .op
+            .publish_flows(&[flow(1, "a_flow", 2), flow(2, "b_flow", 1)]);
+        let text = metrics.render();
+        assert!(text.contains(r#"itniotech_otp_flow_info{flow_id="2",flow_name="b_flow"} 1"#));
+        assert!(text.contains(r#"itniotech_otp_flow_step_wait_seconds{flow_id="1",step="2"} 60"#));
+        assert!(text.contains(
+            r#"itniotech_otp_flow_step_info{flow_id="1",step="2",channel="sms",trigger="send_failure",channel_switch="true"} 1"#
+        ));
+        // Flow 2 deleted, flow 1 renamed and shortened.
+        metrics.op.publish_flows(&[flow(1, "a_renamed", 1)]);
+        let text = metrics.render();
+        assert!(text.contains(r#"itniotech_otp_flow_info{flow_id="1",flow_name="a_renamed"} 1"#));
+        assert!(!text.contains(r#"flow_name="a_flow""#));
+        assert!(!text.contains(r#"flow_id="2""#));
+        assert!(!text.contains(r#"itniotech_otp_flow_step_wait_seconds{flow_id="1",step="2"}"#));
+    }
+}
