@@ -3,8 +3,8 @@ local d = import 'drill.libsonnet';
 local series = import 'series.libsonnet';
 local ctr = series.counter;
 
-local sms(country, mnc, status, segs, app='a1') =
-  d.s('itniotech_otp_sms_total', { app_id: app, country: country, mnc: mnc, status: status }, ctr(segs));
+local sms(country, mnc, status, segs, app='a1', job=d.job) =
+  d.s('itniotech_otp_sms_total', { app_id: app, country: country, mnc: mnc, status: status }, ctr(segs), job=job);
 local orders(flow, outcome, segs, app='a1', country='ID') =
   d.s('itniotech_otp_orders_total', { app_id: app, flow_id: flow, country: country, outcome: outcome }, ctr(segs));
 local verif(country, result, segs, app='a1', flow='2') =
@@ -45,6 +45,30 @@ local J = 'job="itniotech-exporter"';
         exp_annotations: {
           summary: 'OTP SMS to ID are failing (50%)',
           description: '50% of the terminal SMS attempts of app a1 to ID failed over the last 10 minutes (threshold 20%). Users there are not getting their codes by SMS; check the failure reasons and carriers (mnc).',
+          runbook_url: 'https://github.com/itniotech-exporter/itniotech-exporter/blob/main/docs/runbook.md#otpsmsdeliveryfailureratehigh',
+        },
+      }],
+    }],
+  ),
+  // Two deployments in one Prometheus with the same app id: merged, ID would read 8.5 %.
+  d.case(
+    'OtpSmsDeliveryFailureRateHigh', 'fire', 'one-of-two-deployments-fails',
+    'deployment itniotech-exporter (10 SMS/min to ID) goes from 5 % to 40 % failed; itniotech-eu (90 SMS/min, same app id) stays at 5 %',
+    [
+      sms('ID', '10', 'delivered', [[9.5, 60], [6, 60]]),
+      sms('ID', '10', 'failed', [[0.5, 60], [4, 60]]),
+      sms('ID', '10', 'delivered', [[85.5, 120]], job='itniotech-eu'),
+      sms('ID', '10', 'failed', [[4.5, 120]], job='itniotech-eu'),
+    ],
+    120, start=60, detect=10, match='country="ID"',
+    alerts=[{
+      eval_time: '100m',
+      alertname: 'OtpSmsDeliveryFailureRateHigh',
+      exp_alerts: [{
+        exp_labels: { severity: 'critical', window: '10m', job: d.job, app_id: 'a1', country: 'ID' },
+        exp_annotations: {
+          summary: 'OTP SMS to ID are failing (40%)',
+          description: '40% of the terminal SMS attempts of app a1 to ID failed over the last 10 minutes (threshold 20%). Users there are not getting their codes by SMS; check the failure reasons and carriers (mnc).',
           runbook_url: 'https://github.com/itniotech-exporter/itniotech-exporter/blob/main/docs/runbook.md#otpsmsdeliveryfailureratehigh',
         },
       }],

@@ -153,6 +153,30 @@ local R2 = 'exp-2:9867';
       }],
     }],
   ),
+  // Two exporters of one deployment: averaged, the bad one would read 4.5 %.
+  d.case(
+    'ItniotechApiErrorsHigh', 'fire', 'bad-exporter-next-to-healthy',
+    'exporter exp-0 sees 9 % of its 100 record calls/min time out; exp-1 (100 calls/min) none',
+    [
+      req('record', '0', [[100, 30], [91, 60]]),
+      req('record', 'timeout', [[0, 30], [9, 60]]),
+      req('record', '0', [[100, 90]], instance=R1),
+      req('record', 'timeout', [[0, 90]], instance=R1),
+    ],
+    90, start=30, detect=16,
+    alerts=[{
+      eval_time: '80m',
+      alertname: 'ItniotechApiErrorsHigh',
+      exp_alerts: [{
+        exp_labels: { severity: 'warning', job: d.job, instance: d.instance, api_endpoint: 'record' },
+        exp_annotations: {
+          summary: '9% of itniotech API calls to record fail',
+          description: "9% of exporter exp-0:9867's calls to the itniotech endpoint record returned an error status or a transport error over the last 10 minutes (threshold 5%). Metrics get late; see the status breakdown.",
+          runbook_url: 'https://github.com/itniotech-exporter/itniotech-exporter/blob/main/docs/runbook.md#itniotechapierrorshigh',
+        },
+      }],
+    }],
+  ),
   d.case(
     'ItniotechApiErrorsHigh', 'quiet', 'not-found-after-submit',
     '20 % of record calls answer -24 right after submit (retried), 1 % time out',
