@@ -37,10 +37,6 @@ const OUTAGE_COUNTRY: &str = "ID";
 const MARGIN: Duration = Duration::from_secs(30);
 /// Orders per second of both demos. The runbook's drill bound assumes this rate.
 const DEMO_RATE: &str = "5";
-/// Opening balance of the demos: about three weeks of their spend (~500 USD/h at 5 orders/s),
-/// as a real account would hold. (5 000 would run out in ten hours, and the balance runway
-/// page would be right to fire.)
-const DEMO_BALANCE: &str = "250000";
 /// Poll period of the alert, rule and health checks.
 const POLL: Duration = Duration::from_secs(5);
 /// After the outage fired, keep watching until the documented bound has passed (so both apps'
@@ -109,7 +105,6 @@ fn start_demo(scenario: &str, seed: u64, dir: &Path) -> (Proc, String) {
         .arg(&store)
         .args(["--demo.rate", DEMO_RATE, "--scenario", scenario, "--seed"])
         .arg(seed.to_string())
-        .args(["--sim.initial-balance", DEMO_BALANCE])
         .stdout(Stdio::piped())
         .stderr(File::create(&log).expect("demo log"))
         .spawn()
