@@ -82,7 +82,7 @@ fn rendered_files_are_up_to_date() {
                     .lines()
                     .zip(want.lines())
                     .position(|(a, b)| a != b)
-                    .map_or_else(|| have.lines().count().min(want.lines().count()), |i| i)
+                    .unwrap_or_else(|| have.lines().count().min(want.lines().count()))
                     + 1;
                 problems.push(format!(
                     "{f}: differs from the mixin's rendering (first at line {line})"

@@ -193,12 +193,15 @@ struct Selector {
     matchers: Vec<(String, &'static str, String)>,
 }
 
+/// An aggregation: its `by (...)` labels (None: no `by`, or `without`) and the metric names
+/// it aggregates.
+type Aggregation = (Option<Vec<String>>, Vec<Option<String>>);
+
 /// What an expression holds, for the checks below.
 #[derive(Default)]
 struct Facts {
     selectors: Vec<Selector>,
-    /// `by (...)` labels (None: no `by`, or `without`) and the metric names aggregated.
-    aggregations: Vec<(Option<Vec<String>>, Vec<Option<String>>)>,
+    aggregations: Vec<Aggregation>,
     /// `on (...)` / `ignoring (...)` label lists of vector matches (true = on).
     matchings: Vec<(bool, Vec<String>)>,
     /// rate()/irate() whose range is not `$__rate_interval`.
