@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
-# Criterion benches (harness = false) reject libtest flags such as --test-threads, so they get
-# their own run first, which executes each benchmark once as a smoke test.
+# Benches (harness = false: criterion's pipeline, the proxy's load script) reject libtest flags
+# such as --test-threads, so they get their own runs first, each at smoke size.
 cargo test --locked --bench pipeline
+cargo test --locked --bench proxy
 cargo test --locked --lib --bins --tests --examples -- --test-threads="${TEST_THREADS:-2}" 2>&1 \
     | tee "$log"
 

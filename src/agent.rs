@@ -34,12 +34,23 @@ pub enum AgentError {
     Config(String),
 }
 
+/// The agent's bound sockets.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Metrics, probes, landing page and intake.
+    pub web: tokio::net::TcpListener,
+    /// The capture proxy, when configured.
+    pub proxy: Option<tokio::net::TcpListener>,
+}
+
 /// Every stage, built and connected but not yet running.
 pub struct Agent {
     metrics: Arc<Metrics>,
     tracker: Tracker,
     orders: OrderPoller,
     catalog: CatalogPoller,
+    /// The capture proxy's router, when `--proxy.listen-address` is set.
+    proxy: Option<axum::Router>,
     cfg: Config,
     intake_token: Option<String>,
 }
@@ -89,14 +100,31 @@ impl Agent {
             flows,
             metrics.op.clone(),
             Settings::from(&cfg),
-            clock,
+            clock.clone(),
             cfg.api.concurrency,
         )?;
+        let proxy = match cfg.proxy.listen_address {
+            None => None,
+            Some(_) => {
+                let upstream = reqwest::Url::parse(cfg.api.base_url.as_str())
+                    .map_err(|e| AgentError::Config(format!("api.base_url: {e}")))?;
+                let http = crate::proxy::upstream_client(cfg.proxy.timeout.get())
+                    .map_err(|e| AgentError::Config(format!("the proxy's HTTP client: {e}")))?;
+                Some(crate::proxy::router(crate::proxy::ProxyState {
+                    upstream,
+                    http,
+                    sink: Arc::new(tracker.clone()),
+                    metrics: metrics.op.clone(),
+                    clock,
+                }))
+            }
+        };
         Ok(Agent {
             metrics,
             tracker,
             orders,
             catalog,
+            proxy,
             cfg,
             intake_token,
         })
@@ -124,11 +152,30 @@ impl Agent {
         })
     }
 
-    /// Serves on `listener` and runs the pollers until `shutdown` resolves, then stops them and
-    /// lets in-flight store writes finish.
+    /// Binds the listeners the configuration asks for: the web server and, when configured,
+    /// the capture proxy.
+    pub async fn bind(&self) -> Result<Listeners, AgentError> {
+        let bind = |addr: std::net::SocketAddr, what: &'static str| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|error| AgentError::Io {
+                    what: format!("listening for {what} on {addr}"),
+                    error,
+                })
+        };
+        let web = bind(self.cfg.web.listen_address, "the web server").await?;
+        let proxy = match self.cfg.proxy.listen_address {
+            Some(addr) if self.proxy.is_some() => Some(bind(addr, "the capture proxy").await?),
+            _ => None,
+        };
+        Ok(Listeners { web, proxy })
+    }
+
+    /// Serves on the listeners and runs the pollers until `shutdown` resolves, then stops them
+    /// and lets in-flight store writes finish.
     pub async fn run(
         self,
-        listener: tokio::net::TcpListener,
+        listeners: Listeners,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), AgentError> {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -137,14 +184,30 @@ impl Agent {
         };
         let router = self.router();
         let catalog_task = tokio::spawn(self.catalog.clone().run(wait(stop_rx.clone())));
+        let proxy_task = match (self.proxy.clone(), listeners.proxy) {
+            (Some(proxy), Some(listener)) => {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(address = %addr, upstream = %self.cfg.api.base_url, "capture proxy listening");
+                }
+                Some(tokio::spawn(server::serve(
+                    listener,
+                    proxy,
+                    wait(stop_rx.clone()),
+                )))
+            }
+            _ => None,
+        };
         let orders_task = tokio::spawn(self.orders.clone().run(wait(stop_rx.clone())));
-        let served = server::serve(listener, router, async move {
+        let served = server::serve(listeners.web, router, async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         })
         .await;
         let _ = catalog_task.await;
         let _ = orders_task.await;
+        if let Some(task) = proxy_task {
+            let _ = task.await;
+        }
         served.map_err(|error| AgentError::Io {
             what: "the HTTP listener".into(),
             error,

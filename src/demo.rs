@@ -115,8 +115,10 @@ pub async fn run(
         message,
     })?;
 
+    if args.via_proxy && cfg.proxy.listen_address.is_none() {
+        cfg.proxy.listen_address = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+    }
     let temp_store = (cfg.storage.path == temp_store()).then(|| cfg.storage.path.clone());
-    let listen = cfg.web.listen_address;
     let telemetry = cfg.web.telemetry_path.clone();
     let agent = Agent::build(
         cfg,
@@ -124,12 +126,19 @@ pub async fn run(
         clock::system(),
     )?;
     let intake_token = agent.intake_token();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(io(format!("listening on {listen}")))?;
-    let addr = listener.local_addr().map_err(io("the agent's address"))?;
+    let listeners = agent.bind().await?;
+    let addr = listeners
+        .web
+        .local_addr()
+        .map_err(io("the agent's address"))?;
     let url = local_url(addr);
     tracing::info!(address = %addr, "listening");
+    let proxy_url = match &listeners.proxy {
+        Some(l) => Some(local_url(
+            l.local_addr().map_err(io("the proxy's address"))?,
+        )),
+        None => None,
+    };
     println!(
         "itniotech-exporter demo (scenario {scenario}, {} orders/s, seed {})",
         args.rate, args.seed
@@ -138,13 +147,22 @@ pub async fn run(
     println!("  landing:    {url}/");
     println!("  intake:     {url}{INTAKE_PATH}");
     println!("  simulator:  {sim_url}  (api key {DEMO_API_KEY}, secret {DEMO_API_SECRET})");
+    if let Some(p) = &proxy_url {
+        println!("  proxy:      {p}  (the itniotech API through the agent)");
+    }
     println!("Press Ctrl-C to stop.");
+    // Via the proxy, the generator calls the vendor through the agent and posts nothing: the
+    // proxy captures every order on the send path.
+    let (api_url, intake_url) = match (&proxy_url, args.via_proxy) {
+        (Some(p), true) => (p.clone(), None),
+        _ => (sim_url.clone(), Some(format!("{url}{INTAKE_PATH}"))),
+    };
 
     let gen = TrafficGenerator {
         // The generator plays the customer's backend: no rate limit of its own.
         sender: OtpSender::new(Client::new(
             ClientConfig {
-                base_url: sim_url,
+                base_url: api_url,
                 timeout: Duration::from_secs(10),
                 max_rps: None,
                 retry: RetryPolicy::new(4),
@@ -163,9 +181,10 @@ pub async fn run(
             })?,
         cfg: TrafficConfig {
             rate: args.rate,
+            max_orders: args.orders,
             scenario,
             seed: args.seed,
-            intake_url: format!("{url}{INTAKE_PATH}"),
+            intake_url,
             intake_token,
         },
     };
@@ -187,7 +206,7 @@ pub async fn run(
         }
         let _ = stop_tx.send(true);
     };
-    let result = agent.run(listener, stop).await;
+    let result = agent.run(listeners, stop).await;
     if let Ok(stats) = traffic.await {
         println!(
             "demo: {} OTPs sent ({} send errors), {} orders posted, {} codes verified",
@@ -205,10 +224,13 @@ pub async fn run(
 pub struct TrafficConfig {
     /// New OTP orders per second.
     pub rate: f64,
+    /// Stop sending after this many orders (users still verify); unbounded when `None`.
+    pub max_orders: Option<u64>,
     pub scenario: Scenario,
     pub seed: u64,
-    /// The agent's intake URL, e.g. `http://127.0.0.1:9867/api/v1/orders`.
-    pub intake_url: String,
+    /// The agent's intake URL, e.g. `http://127.0.0.1:9867/api/v1/orders`; `None` when the
+    /// agent learns the orders through its capture proxy.
+    pub intake_url: Option<String>,
     pub intake_token: Option<String>,
 }
 
@@ -267,7 +289,7 @@ impl TrafficGenerator {
         loop {
             tokio::select! {
                 _ = &mut shutdown => return stats,
-                _ = send_tick.tick() => {
+                _ = send_tick.tick(), if self.cfg.max_orders.is_none_or(|max| seq < max) => {
                     seq += 1;
                     let app = *pick(&mut rng, APPS);
                     let flow = *pick(&mut rng, FLOWS);
@@ -298,10 +320,10 @@ impl TrafficGenerator {
                             } else {
                                 serde_json::json!({"appId": app, "orderId": order_id, "flowId": flow})
                             };
-                            if self.post(&item).await {
-                                stats.posted += 1;
-                            } else {
-                                stats.post_errors += 1;
+                            match &self.cfg.intake_url {
+                                None => {}
+                                Some(url) if self.post(url, &item).await => stats.posted += 1,
+                                Some(_) => stats.post_errors += 1,
                             }
                         }
                         Err(e) => {
@@ -321,8 +343,8 @@ impl TrafficGenerator {
         }
     }
 
-    async fn post(&self, item: &serde_json::Value) -> bool {
-        let mut req = self.http.post(&self.cfg.intake_url).json(item);
+    async fn post(&self, url: &str, item: &serde_json::Value) -> bool {
+        let mut req = self.http.post(url).json(item);
         if let Some(t) = &self.cfg.intake_token {
             req = req.bearer_auth(t);
         }

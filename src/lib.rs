@@ -25,6 +25,7 @@ pub mod intake;
 pub mod ledger;
 pub mod metrics;
 pub mod poller;
+pub mod proxy;
 pub mod server;
 pub mod simulator;
 pub mod tracker;

@@ -3,7 +3,6 @@
 
 #![forbid(unsafe_code)]
 
-use anyhow::Context;
 use clap::Parser;
 use itniotech_exporter::agent::Agent;
 use itniotech_exporter::api::Credentials;
@@ -76,14 +75,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config::init_tracing(&cfg.log)?;
     let secrets = config::load_secrets(&args.agent, &|k| std::env::var(k).ok())?;
     let creds = Credentials::new(secrets.api_key.clone(), secrets.api_secret.clone());
-    let listen = cfg.web.listen_address;
     let agent = Agent::build(cfg, creds, clock::system())?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    let addr = listener.local_addr()?;
+    let listeners = agent.bind().await?;
+    let addr = listeners.web.local_addr()?;
     tracing::info!(address = %addr, version = itniotech_exporter::agent::VERSION, "listening");
-    agent.run(listener, shutdown_signal()).await?;
+    agent.run(listeners, shutdown_signal()).await?;
     Ok(())
 }
 

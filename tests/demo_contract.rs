@@ -76,6 +76,9 @@ fn demo_serves_exactly_the_documented_contract_within_a_minute() {
             "20",
             "--seed",
             "3",
+            // Through the capture proxy, so its metrics are served too; the intake's are
+            // served from the start either way.
+            "--demo.via-proxy",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -117,6 +117,13 @@ settings! {
         /// Most orders in one intake request
         max_items: usize = "10000", "intake.max-items", "N", "1" ..= "100000";
     }
+    /// The capture proxy: apps point their itniotech base URL here instead of at the vendor.
+    proxy: ProxyConfig, ProxyArgs, ProxyFile {
+        /// Address of the capture proxy (e.g. 0.0.0.0:9869); no proxy when absent
+        listen_address: SocketAddr = None, "proxy.listen-address", "ADDR";
+        /// Timeout of one request forwarded to the vendor
+        timeout: HumanDuration = "30s", "proxy.timeout", "DURATION", "1s" ..= "5m";
+    }
     /// Logging.
     log: LogConfig, LogArgs, LogFile {
         /// Log level or tracing filter directives (e.g. info,itniotech_exporter=debug)
@@ -223,6 +230,13 @@ pub struct DemoArgs {
     /// Stop after this long (e.g. "10m"); run until interrupted when absent.
     #[arg(long = "demo.duration", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Stop sending after this many OTPs (the agent keeps tracking them); no limit when absent.
+    #[arg(long = "demo.orders", value_name = "N")]
+    pub orders: Option<u64>,
+    /// Send the OTPs through the agent's capture proxy instead of posting each order to the
+    /// intake (opens the proxy on a free loopback port unless --proxy.listen-address is given).
+    #[arg(long = "demo.via-proxy")]
+    pub via_proxy: bool,
 }
 
 /// Flags shared by `run` and `demo`: the config file, every setting, and the secret files.

@@ -47,6 +47,8 @@ label_enum! {
     IntakeSource {
         /// `POST /api/v1/orders`.
         Http => "http",
+        /// The capture proxy's send path.
+        Proxy => "proxy",
     }
 }
 
@@ -314,7 +316,8 @@ fn item_err(field: &'static str, reason: impl Into<String>) -> ItemError {
     }
 }
 
-const FIELDS: &[&str] = &[
+/// The fields an intake item may carry; any other is refused.
+pub const FIELDS: &[&str] = &[
     "appId",
     "orderId",
     "verificationId",

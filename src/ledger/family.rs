@@ -184,6 +184,11 @@ label_struct! {
     CostLabels { app_id: String, channel: Channel, country: String, currency: String }
 }
 label_struct! {
+    /// `itniotech_otp_send_requests_total`: send calls the capture proxy forwarded, by the
+    /// vendor's answer (`"0"`, or a code such as the `-27`/`-28` send limits).
+    SendRequestLabels { app_id: String, channel: Channel, country: String, status: String }
+}
+label_struct! {
     /// `itniotech_otp_order_delivery_seconds`.
     AppFlowLabels { app_id: String, flow_id: String }
 }
@@ -211,6 +216,7 @@ pub enum LedgerFamily {
     Cost,
     OrderDeliverySeconds,
     OrderVerificationSeconds,
+    SendRequests,
 }
 
 /// Static description of a ledger family.
@@ -268,7 +274,7 @@ impl FamilySpec {
 }
 
 impl LedgerFamily {
-    pub const ALL: [LedgerFamily; 16] = [
+    pub const ALL: [LedgerFamily; 17] = [
         LedgerFamily::Orders,
         LedgerFamily::Verifications,
         LedgerFamily::Fallbacks,
@@ -285,6 +291,7 @@ impl LedgerFamily {
         LedgerFamily::Cost,
         LedgerFamily::OrderDeliverySeconds,
         LedgerFamily::OrderVerificationSeconds,
+        LedgerFamily::SendRequests,
     ];
 
     pub fn spec(self) -> FamilySpec {
@@ -398,6 +405,11 @@ impl LedgerFamily {
                 OrderVerificationLabels::NAMES,
                 ORDER_VERIFICATION_BUCKETS,
             ),
+            SendRequests => c(
+                "itniotech_otp_send_requests",
+                "Send calls (send, sendRule, resend) seen by the capture proxy, by the vendor's status.",
+                SendRequestLabels::NAMES,
+            ),
         }
     }
 
@@ -431,6 +443,7 @@ pub enum Update {
     Cost(CostLabels, f64),
     OrderDeliverySeconds(AppFlowLabels, f64),
     OrderVerificationSeconds(OrderVerificationLabels, f64),
+    SendRequest(SendRequestLabels),
 }
 
 impl Update {
@@ -454,6 +467,7 @@ impl Update {
             Update::Cost(l, v) => (F::Cost, l.values(), *v),
             Update::OrderDeliverySeconds(l, v) => (F::OrderDeliverySeconds, l.values(), *v),
             Update::OrderVerificationSeconds(l, v) => (F::OrderVerificationSeconds, l.values(), *v),
+            Update::SendRequest(l) => (F::SendRequests, l.values(), 1.0),
         }
     }
 }

@@ -16,8 +16,8 @@ pub mod family;
 pub use family::{
     AppCountryLabels, AppFlowLabels, CallLabels, CostLabels, FallbackLabels, FamilySpec,
     LedgerFamily, OrderLabels, OrderOutcome, OrderVerificationLabels, RescueLabels,
-    SmsDeliveryLabels, SmsFailureLabels, SmsLabels, SmsStatus, Update, VerificationLabels,
-    VerificationResult,
+    SendRequestLabels, SmsDeliveryLabels, SmsFailureLabels, SmsLabels, SmsStatus, Update,
+    VerificationLabels, VerificationResult,
 };
 
 use serde::{Deserialize, Serialize};
@@ -28,10 +28,10 @@ use std::sync::{Arc, RwLock};
 pub const FREE_TEXT_CAP: usize = 50;
 /// Longest normalised free-text label value.
 pub const FREE_TEXT_MAX_LEN: usize = 40;
-/// Labels whose values come from intake callers or the vendor's catalog rather than a fixed
-/// set, with the distinct values kept per family; later values become `other`. A typo'd or
-/// hostile `appId` at intake must not grow the series count without bound.
-pub const CAPPED_LABELS: &[(&str, usize)] = &[("app_id", 200), ("flow_id", 200)];
+/// Labels whose values come from intake callers or the vendor rather than a fixed set, with the
+/// distinct values kept per family; later values become `other`. A typo'd or hostile `appId`
+/// at intake, or an unexpected vendor status, must not grow the series count without bound.
+pub const CAPPED_LABELS: &[(&str, usize)] = &[("app_id", 200), ("flow_id", 200), ("status", 50)];
 
 /// Lower-case, `[a-z0-9_]`, runs of anything else folded to one `_`, capped in length.
 pub fn normalise_free_text(raw: &str) -> String {

@@ -9,6 +9,7 @@ use crate::api::model::Flow;
 use crate::api::{ApiObserver, Endpoint};
 use crate::intake::{IntakeObserver, IntakeSource, RejectReason};
 use crate::ledger::family::label_enum;
+use crate::proxy::{CaptureFailure, ProxyEndpoint, UpstreamErrorKind};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,6 +21,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 const FRESHNESS_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0];
+/// Whole proxied requests: the vendor's latency plus ours.
+const PROXY_DURATION_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// The proxy's own share: sub-millisecond when healthy, a store commit on the send path.
+const PROXY_OVERHEAD_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
 const API_DURATION_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 /// Longest flow name exported in `itniotech_otp_flow_info`.
 const FLOW_NAME_MAX_CHARS: usize = 64;
@@ -88,6 +95,19 @@ struct BalanceLabels {
     currency: String,
 }
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyRequestLabels {
+    api_endpoint: &'static str,
+    code: u16,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: &'static str,
+}
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     revision: String,
@@ -122,6 +142,11 @@ pub struct Operational {
     flow_step_wait: Family<FlowStepLabels, Gauge>,
     balance: Family<BalanceLabels, F64Gauge>,
     build_info: Family<BuildLabels, Gauge>,
+    proxy_duration: Family<ProxyRequestLabels, Histogram, fn() -> Histogram>,
+    proxy_overhead: Histogram,
+    proxy_upstream_errors: Family<KindLabel, Counter>,
+    proxy_bytes: Family<DirectionLabel, Counter>,
+    capture_failures: Family<ReasonLabel, Counter>,
     /// The flow label sets published by the last catalog refresh, so the next one can remove
     /// only the stale ones (clearing first would let a scrape see no flows at all).
     published_flows: Mutex<PublishedFlows>,
@@ -129,6 +154,10 @@ pub struct Operational {
 
 fn api_histogram() -> Histogram {
     Histogram::new(API_DURATION_BUCKETS.iter().copied())
+}
+
+fn proxy_histogram() -> Histogram {
+    Histogram::new(PROXY_DURATION_BUCKETS.iter().copied())
 }
 
 impl Operational {
@@ -152,6 +181,11 @@ impl Operational {
             flow_step_wait: Family::default(),
             balance: Family::default(),
             build_info: Family::default(),
+            proxy_duration: Family::new_with_constructor(proxy_histogram),
+            proxy_overhead: Histogram::new(PROXY_OVERHEAD_BUCKETS.iter().copied()),
+            proxy_upstream_errors: Family::default(),
+            proxy_bytes: Family::default(),
+            capture_failures: Family::default(),
             published_flows: Mutex::default(),
         };
         registry.register(
@@ -234,6 +268,44 @@ impl Operational {
             "1, labelled with the build's version and git revision",
             op.build_info.clone(),
         );
+        registry.register(
+            "itniotech_exporter_proxy_request_duration_seconds",
+            "Requests through the capture proxy, from arrival to the reply, by vendor endpoint and HTTP status",
+            op.proxy_duration.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_proxy_overhead_seconds",
+            "Time the capture proxy adds to a request beyond the vendor's own (forwarding, capture commit)",
+            op.proxy_overhead.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_proxy_upstream_errors",
+            "Proxied requests that could not reach the vendor, by kind",
+            op.proxy_upstream_errors.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_proxy_bytes",
+            "Body bytes through the capture proxy, by direction",
+            op.proxy_bytes.clone(),
+        );
+        registry.register(
+            "itniotech_exporter_capture_failures",
+            "Sends or verifies the proxy forwarded but could not record, by reason (the app still got the reply)",
+            op.capture_failures.clone(),
+        );
+        for kind in UpstreamErrorKind::ALL {
+            let _ = op.proxy_upstream_errors.get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            });
+        }
+        for direction in ["request", "response"] {
+            let _ = op.proxy_bytes.get_or_create(&DirectionLabel { direction });
+        }
+        for reason in [CaptureFailure::Store, CaptureFailure::Unreadable] {
+            let _ = op.capture_failures.get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
         op.build_info
             .get_or_create(&BuildLabels {
                 version: version.to_string(),
@@ -292,6 +364,61 @@ impl Operational {
                 currency: currency.to_owned(),
             })
             .set(amount);
+    }
+
+    /// A request went through the proxy: `total` from its arrival to the reply, `upstream` of
+    /// which the vendor took.
+    pub fn proxy_request(
+        &self,
+        endpoint: ProxyEndpoint,
+        code: u16,
+        total: Duration,
+        upstream: Duration,
+    ) {
+        self.proxy_duration
+            .get_or_create(&ProxyRequestLabels {
+                api_endpoint: endpoint.as_str(),
+                code,
+            })
+            .observe(total.as_secs_f64());
+        self.proxy_overhead
+            .observe(total.saturating_sub(upstream).as_secs_f64());
+    }
+
+    /// A proxied request could not reach the vendor.
+    pub fn proxy_upstream_error(&self, kind: UpstreamErrorKind) {
+        self.proxy_upstream_errors
+            .get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            })
+            .inc();
+    }
+
+    /// Request body bytes forwarded to the vendor.
+    pub fn proxy_bytes_in(&self, n: usize) {
+        self.proxy_bytes
+            .get_or_create(&DirectionLabel {
+                direction: "request",
+            })
+            .inc_by(n as u64);
+    }
+
+    /// Reply body bytes returned to the app.
+    pub fn proxy_bytes_out(&self, n: usize) {
+        self.proxy_bytes
+            .get_or_create(&DirectionLabel {
+                direction: "response",
+            })
+            .inc_by(n as u64);
+    }
+
+    /// A captured call could not be recorded.
+    pub fn capture_failed(&self, reason: CaptureFailure) {
+        self.capture_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// Replaces the flow info series with the catalog `flows`. Deleted or renamed flows

@@ -11,7 +11,7 @@ pub mod store;
 use crate::accounting::{Next, OrderState, Outcome};
 use crate::domain::{EnqueueReport, NewOrder, OrderKey};
 use crate::intake::{OrderSink, SinkError};
-use crate::ledger::{SeriesKey, SharedLedger};
+use crate::ledger::{SeriesKey, SharedLedger, Update};
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use std::collections::BTreeSet;
@@ -76,6 +76,8 @@ pub type DueOrder = StoredOrder;
 enum Cmd {
     Enqueue {
         orders: Vec<NewOrder>,
+        /// Ledger increments committed with the orders (the proxy's send counts).
+        counts: Vec<Update>,
         now: DateTime<Utc>,
         reply: oneshot::Sender<Result<EnqueueReport, TrackerError>>,
     },
@@ -83,6 +85,11 @@ enum Cmd {
         key: OrderKey,
         outcome: Box<Outcome>,
         now: DateTime<Utc>,
+        reply: oneshot::Sender<Result<(), TrackerError>>,
+    },
+    PollSoon {
+        key: OrderKey,
+        at: DateTime<Utc>,
         reply: oneshot::Sender<Result<(), TrackerError>>,
     },
     Due {
@@ -142,8 +149,30 @@ impl Tracker {
 
     /// Stores new orders durably; returns once they are committed.
     pub async fn enqueue(&self, orders: Vec<NewOrder>) -> Result<EnqueueReport, TrackerError> {
+        self.enqueue_counted(orders, Vec::new()).await
+    }
+
+    /// Stores new orders and ledger increments in one transaction; returns once committed.
+    pub async fn enqueue_counted(
+        &self,
+        orders: Vec<NewOrder>,
+        counts: Vec<Update>,
+    ) -> Result<EnqueueReport, TrackerError> {
         let now = self.clock.now();
-        self.call(|reply| Cmd::Enqueue { orders, now, reply }).await
+        self.call(|reply| Cmd::Enqueue {
+            orders,
+            counts,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    /// Moves the order's next poll to now (when it is tracked and due later). Something just
+    /// happened to it that its record will show.
+    pub async fn poll_soon(&self, key: OrderKey) -> Result<(), TrackerError> {
+        let at = self.clock.now();
+        self.call(|reply| Cmd::PollSoon { key, at, reply }).await
     }
 
     /// Commits one poll's outcome: new state (or forgetting) and its metric updates together.
@@ -178,12 +207,35 @@ impl OrderSink for Tracker {
         orders: Vec<NewOrder>,
     ) -> BoxFuture<'static, Result<EnqueueReport, SinkError>> {
         let this = self.clone();
+        Box::pin(async move { Tracker::enqueue(&this, orders).await.map_err(sink_error) })
+    }
+}
+
+impl crate::proxy::CaptureSink for Tracker {
+    fn capture_send(
+        &self,
+        orders: Vec<crate::proxy::CapturedOrder>,
+        counts: Vec<Update>,
+    ) -> BoxFuture<'static, Result<EnqueueReport, SinkError>> {
+        let this = self.clone();
         Box::pin(async move {
-            Tracker::enqueue(&this, orders).await.map_err(|e| match e {
-                TrackerError::Stopped => SinkError::ShuttingDown,
-                other => SinkError::Unavailable(other.to_string()),
-            })
+            let orders = orders.into_iter().map(|c| c.order).collect();
+            this.enqueue_counted(orders, counts)
+                .await
+                .map_err(sink_error)
         })
+    }
+
+    fn poll_soon(&self, key: OrderKey) -> BoxFuture<'static, Result<(), SinkError>> {
+        let this = self.clone();
+        Box::pin(async move { Tracker::poll_soon(&this, key).await.map_err(sink_error) })
+    }
+}
+
+fn sink_error(e: TrackerError) -> SinkError {
+    match e {
+        TrackerError::Stopped => SinkError::ShuttingDown,
+        other => SinkError::Unavailable(other.to_string()),
     }
 }
 
@@ -201,14 +253,19 @@ fn writer(mut store: Store, ledger: SharedLedger, cfg: TrackerConfig, mut rx: mp
                 Err(_) => break,
             }
         }
-        let (writes, reads): (Vec<Cmd>, Vec<Cmd>) = batch
-            .into_iter()
-            .partition(|c| matches!(c, Cmd::Enqueue { .. } | Cmd::Apply { .. }));
+        let (writes, reads): (Vec<Cmd>, Vec<Cmd>) = batch.into_iter().partition(|c| {
+            matches!(
+                c,
+                Cmd::Enqueue { .. } | Cmd::Apply { .. } | Cmd::PollSoon { .. }
+            )
+        });
         if !writes.is_empty() {
             let now = writes
                 .iter()
                 .map(|c| match c {
-                    Cmd::Enqueue { now, .. } | Cmd::Apply { now, .. } => ms(*now),
+                    Cmd::Enqueue { now, .. }
+                    | Cmd::Apply { now, .. }
+                    | Cmd::PollSoon { at: now, .. } => ms(*now),
                     _ => i64::MIN,
                 })
                 .max()
@@ -245,7 +302,7 @@ enum Reply {
         oneshot::Sender<Result<EnqueueReport, TrackerError>>,
         EnqueueReport,
     ),
-    Apply(oneshot::Sender<Result<(), TrackerError>>),
+    Done(oneshot::Sender<Result<(), TrackerError>>),
 }
 
 fn write_batch(
@@ -265,7 +322,15 @@ fn write_batch(
         let tx = store.transaction()?;
         for cmd in writes {
             match cmd {
-                Cmd::Enqueue { orders, now, reply } => {
+                Cmd::Enqueue {
+                    orders,
+                    counts,
+                    now,
+                    reply,
+                } => {
+                    if !counts.is_empty() {
+                        touched.extend(l.apply(&counts));
+                    }
                     let mut report = EnqueueReport::default();
                     for o in orders {
                         if !sampled_in(&o.key, cfg.sampling_ratio) {
@@ -296,7 +361,11 @@ fn write_batch(
                     if !outcome.updates.is_empty() {
                         touched.extend(l.apply(&outcome.updates));
                     }
-                    replies.push(Reply::Apply(reply));
+                    replies.push(Reply::Done(reply));
+                }
+                Cmd::PollSoon { key, at, reply } => {
+                    tx.poll_soon(&key, ms(at))?;
+                    replies.push(Reply::Done(reply));
                 }
                 _ => {}
             }
@@ -326,7 +395,7 @@ fn write_batch(
                     Reply::Enqueue(tx, report) => {
                         let _ = tx.send(Ok(report));
                     }
-                    Reply::Apply(tx) => {
+                    Reply::Done(tx) => {
                         let _ = tx.send(Ok(()));
                     }
                 }
@@ -341,7 +410,7 @@ fn write_batch(
                     Reply::Enqueue(tx, _) => {
                         let _ = tx.send(Err(err()));
                     }
-                    Reply::Apply(tx) => {
+                    Reply::Done(tx) => {
                         let _ = tx.send(Err(err()));
                     }
                 }

@@ -259,6 +259,15 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Brings a pending order's next poll forward to `at_ms` (never later); a key not tracked
+    /// is ignored.
+    pub fn poll_soon(&self, key: &OrderKey, at_ms: i64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE orders SET next_poll = MIN(next_poll, ?2) WHERE key = ?1")?
+            .execute(params![key.to_key_string(), at_ms])?;
+        Ok(())
+    }
+
     pub fn prune_forgotten(&self, before_ms: i64) -> Result<usize, StoreError> {
         Ok(self
             .tx

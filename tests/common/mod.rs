@@ -1,13 +1,15 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
-use itniotech_exporter::api::model::{Flow, OrderRecord, SendResult, VerifyResult};
+use itniotech_exporter::api::model::{Flow, Matched, OrderRecord, SendResult, VerifyResult};
 use itniotech_exporter::api::{
     ApiError, ApiObserver, Balance, Client, ClientConfig, Credentials, Endpoint, OtpSender,
     RecordSource, RetryPolicy, SendRequest,
 };
 use itniotech_exporter::clock::SharedClock;
+use itniotech_exporter::country;
 use itniotech_exporter::domain::OrderKey;
+use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -194,7 +196,8 @@ impl ApiObserver for Recorder {
     }
 }
 
-/// A client for a simulator at `base`: no rate limit, three attempts with millisecond backoff.
+/// A client for a simulator at `base`: no rate limit, three attempts with millisecond backoff,
+/// and a timeout generous enough for a loaded 2-core CI machine.
 pub fn sim_client(
     base: &str,
     key: &str,
@@ -205,7 +208,7 @@ pub fn sim_client(
     Client::new(
         ClientConfig {
             base_url: base.to_string(),
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
             max_rps: None,
             retry: RetryPolicy {
                 max_attempts: 3,
@@ -385,6 +388,171 @@ pub fn tool_available(tool: &str, version_args: &[&str], install_hint: &str) -> 
             );
             eprintln!("NOTICE: {tool} is not usable, skipping its checks ({install_hint})");
             false
+        }
+    }
+}
+
+/// A metric name and a label filter (a subset of a series' labels).
+pub type Selector = (&'static str, Vec<(&'static str, String)>);
+
+/// The expected value of every business counter, from the simulator's final records.
+#[derive(Default, Debug)]
+pub struct Oracle {
+    /// Selector → summed value of the matching series.
+    pub counts: BTreeMap<Selector, f64>,
+    pub cost: BTreeMap<&'static str, Decimal>,
+}
+
+impl Oracle {
+    pub fn add(&mut self, metric: &'static str, labels: &[(&'static str, &str)], n: f64) {
+        let key = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        *self.counts.entry((metric, key)).or_default() += n;
+        *self.counts.entry((metric, Vec::new())).or_default() += n;
+    }
+
+    /// Adds what the agent must count for one final record.
+    pub fn account(&mut self, rec: &OrderRecord) {
+        let receiver = rec.verifications.ori_receiver.as_deref().unwrap_or("");
+        let order_country = country::from_number(receiver);
+        let delivered =
+            rec.sms.iter().any(|s| s.is_delivered()) || rec.call.iter().any(|c| c.is_delivered());
+        let verified = rec.verifications.matched == Matched::Verified;
+        let all_failed = rec.sms.iter().all(|s| s.status == Some(1))
+            && rec.call.iter().all(|c| !c.is_delivered());
+        let outcome = if delivered || verified {
+            "delivered"
+        } else if all_failed {
+            "failed"
+        } else {
+            "unresolved"
+        };
+        let flow = rec.flow_id.map_or("none".to_string(), |f| f.to_string());
+        self.add(
+            "itniotech_otp_orders_total",
+            &[
+                ("country", &order_country),
+                ("flow_id", &flow),
+                ("outcome", outcome),
+            ],
+            1.0,
+        );
+        let result = match rec.verifications.matched {
+            Matched::Verified => "verified",
+            Matched::Failed => "failed",
+            Matched::Unknown => "unknown",
+            _ => "not_verified",
+        };
+        self.add(
+            "itniotech_otp_verifications_total",
+            &[("result", result)],
+            1.0,
+        );
+        for s in &rec.sms {
+            let c = country::from_mcc(s.mcc.unwrap()).to_string();
+            let status = if s.is_delivered() {
+                "delivered"
+            } else {
+                "failed"
+            };
+            self.add(
+                "itniotech_otp_sms_total",
+                &[("country", &c), ("status", status)],
+                1.0,
+            );
+            self.add(
+                "itniotech_otp_sms_segments_total",
+                &[("country", &c)],
+                s.charge_cnt.unwrap_or(0) as f64,
+            );
+            *self.cost.entry("sms").or_default() += s.pay.unwrap_or_default();
+        }
+        for c in &rec.call {
+            let code = c.termination_code.unwrap().to_string();
+            self.add(
+                "itniotech_otp_calls_total",
+                &[("country", &order_country), ("termination_code", &code)],
+                1.0,
+            );
+            self.add(
+                "itniotech_otp_call_billed_seconds_total",
+                &[("country", &order_country)],
+                c.charged_duration.unwrap_or(0) as f64,
+            );
+            *self.cost.entry("call").or_default() += c.cost.unwrap_or_default();
+        }
+        // Attempts in submit order: each one after the first is a fallback. An order whose first
+        // attempt did not get the code through (not delivered, or verified only after the next
+        // attempt started) was rescued by the first later attempt that delivered, else (when
+        // verified) by the last one.
+        let mut attempts: Vec<(i64, &str, bool)> = rec
+            .sms
+            .iter()
+            .map(|s| {
+                (
+                    s.submit_tm.unwrap().timestamp_millis(),
+                    "sms",
+                    s.is_delivered(),
+                )
+            })
+            .chain(rec.call.iter().map(|c| {
+                (
+                    c.submit_time.unwrap().timestamp_millis(),
+                    "call",
+                    c.is_delivered(),
+                )
+            }))
+            .collect();
+        attempts.sort();
+        for pair in attempts.windows(2) {
+            self.add(
+                "itniotech_otp_fallbacks_total",
+                &[("from_channel", pair[0].1), ("to_channel", pair[1].1)],
+                1.0,
+            );
+        }
+        if attempts.len() > 1 {
+            let verified_at = rec
+                .verifications
+                .verified_date
+                .filter(|_| verified)
+                .map(|t| t.timestamp_millis());
+            let first_did_it = attempts[0].2 && verified_at.is_some_and(|v| v < attempts[1].0);
+            let rescuer = attempts[1..]
+                .iter()
+                .find(|a| a.2)
+                .map(|a| a.1)
+                .or_else(|| verified_at.map(|_| attempts[attempts.len() - 1].1));
+            if let (false, Some(to)) = (first_did_it, rescuer) {
+                self.add(
+                    "itniotech_otp_fallback_rescues_total",
+                    &[("to_channel", to)],
+                    1.0,
+                );
+            }
+        }
+    }
+}
+
+impl Oracle {
+    /// The expected value of `metric` over the series matching `labels`.
+    pub fn get(&self, metric: &'static str, labels: &[(&'static str, &str)]) -> f64 {
+        let key = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        self.counts.get(&(metric, key)).copied().unwrap_or(0.0)
+    }
+
+    /// Asserts that the agents' expositions, summed, hold exactly what the records say.
+    pub fn assert_matches(&self, agents: &[Vec<Sample>]) {
+        let summed = |metric: &str, filter: &[(&str, &str)]| -> f64 {
+            agents.iter().map(|s| sum(s, metric, filter)).sum()
+        };
+        for ((metric, labels), want) in &self.counts {
+            let filter: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(summed(metric, &filter), *want, "{metric} {labels:?}");
+        }
+        for (channel, want) in &self.cost {
+            let got = summed("itniotech_otp_cost_total", &[("channel", channel)]);
+            let want: f64 = want.to_string().parse().unwrap();
+            assert!((got - want).abs() < 1e-9, "cost {channel}: {got} vs {want}");
         }
     }
 }
