@@ -287,6 +287,38 @@ local promql = import 'lib/promql.libsonnet';
             "App {{ $labels.app_id }} sends unusually many OTP SMS to {{ $labels.country }} (%sx its usual volume, or over %s of the app's SMS) and only {{ $value | humanizePercentage }} of them are verified over the last hour. This is the SMS-pumping (artificially inflated traffic) pattern: every SMS is billed." % [c.pumping.volumeFactor, pct(cn.pumping.newCountryShare)],
             '15m',
           ),
+          // The vendor's send limits as a fraud signal (sends seen by the capture proxy): -28
+          // means the same numbers are requested again and again, an early pumping or bombing
+          // sign before volume or cost moves; -27 means the app's quota is gone and every
+          // further OTP is refused.
+          alert(
+            'OtpSendLimitRejections',
+            |||
+              app_country_status:itniotech_otp_send_requests_limited:rate15m{status="-28"}
+              / %(on)s group_left ()
+              app_country:itniotech_otp_send_requests:rate15m
+              > %(r)s
+              and %(onStatus)s
+              app_country_status:itniotech_otp_send_requests_limited:rate15m * 900 >= %(min)s
+            ||| % { on: appCountry, onStatus: p.on(['app_id', 'country', 'status']), r: c.sendLimits.sameNumberRatio, min: c.sendLimits.minRejected15m },
+            'warning',
+            'itniotech refuses {{ $value | humanizePercentage }} of the OTPs of app {{ $labels.app_id }} to {{ $labels.country }}: same number too often (-28)',
+            "{{ $value | humanizePercentage }} of the OTP sends of app {{ $labels.app_id }} to {{ $labels.country }} over the last 15 minutes were refused with -28, the vendor's per-number send limit (threshold %s). Someone requests codes for the same numbers over and over: SMS pumping or OTP bombing, usually before volume or cost moves. The limit absorbs it for now; find the source before it moves to new numbers." % pct(cn.sendLimits.sameNumberRatio),
+            '5m',
+            { limit: 'same_number' },
+          ),
+          alert(
+            'OtpSendLimitRejections',
+            |||
+              sum %(by)s (app_country_status:itniotech_otp_send_requests_limited:rate15m{status="-27"}) * 900
+              >= %(min)s
+            ||| % { by: p.by(['app_id']), min: c.sendLimits.appTotalMin15m },
+            'critical',
+            'App {{ $labels.app_id }} hit its itniotech send limit (-27): OTPs are refused',
+            "{{ printf \"%.0f\" $value }} OTP sends of app {{ $labels.app_id }} were refused with -27 over the last 15 minutes: the app's total send limit for the period is used up, and every further OTP (logins, payments) fails until the period ends. Either a surge nobody planned (SMS pumping, OTP bombing, a retry loop) or a limit set too low for real traffic.",
+            '5m',
+            { limit: 'app_total' },
+          ),
           // Info: no notification, an annotation on the dashboards and an entry in the
           // Alertmanager UI. SMS to a country the app has not sent to for a week (and the app
           // has at least a day of history, so a fresh Prometheus does not flag every country).
@@ -426,6 +458,18 @@ local promql = import 'lib/promql.libsonnet';
             '{{ $value | humanizePercentage }} of the orders posted to {{ $labels.job }} are invalid',
             '{{ $value | humanizePercentage }} of the order items posted to the intake of {{ $labels.job }} over the last 15 minutes were rejected as invalid (HTTP 400, threshold %s). A client sends a wrong format (missing appId/orderId, bad JSON); those OTPs are not observed.' % pct(cn.intake.invalidRatio),
             '10m',
+          ),
+          // The capture proxy fails open: the app gets the vendor's reply even when the order
+          // could not be recorded, so these orders are simply missing from every metric.
+          alert(
+            'ItniotechCaptureFailing',
+            |||
+              sum %(by)s (increase(%(m)s[30m])) >= %(min)s
+            ||| % { by: p.byInstance(['reason']), m: p.m('itniotech_exporter_capture_failures_total'), min: c.capture.minFailures30m },
+            'critical',
+            'Exporter {{ $labels.instance }} cannot record the OTPs its proxy forwards ({{ $labels.reason }})',
+            "{{ printf \"%.0f\" $value }} sends or verifies that the capture proxy of exporter {{ $labels.instance }} (job {{ $labels.job }}) forwarded over the last 30 minutes could not be recorded (reason {{ $labels.reason }}: store = the store could not commit, disk full or I/O; unreadable = the request or the vendor's reply could not be read). The applications got their replies, but those orders are invisible: their delivery, cost and fraud signals are missing.",
+            '5m',
           ),
           alert(
             'ItniotechExporterBacklog',

@@ -99,6 +99,17 @@
       volumeFactor: 3,
       newCountryShare: 0.2,
     },
+    // The vendor's per-app send limits, seen by the capture proxy (send calls by status).
+    sendLimits: {
+      // -28 (period same-number limit): bots or scripts requesting codes for the same numbers
+      // over and over (SMS pumping, OTP bombing). Share of an app's sends to a country over
+      // 15m, with at least minRejected15m of them.
+      sameNumberRatio: 0.05,
+      minRejected15m: 10,
+      // -27 (period total limit): the app's whole quota is used up and every further OTP is
+      // refused; at least this many in 15m pages.
+      appTotalMin15m: 5,
+    },
     balance: {
       low: 100,  // in `currency`
       // Hours of balance left at the higher of the last 15m and 1h spend.
@@ -122,6 +133,12 @@
       lowMin30m: 30,
       invalidRatio: 0.05,
       invalidMin15m: 10,
+    },
+    capture: {
+      // Sends or verifies the capture proxy forwarded but could not record, in 30m. Never
+      // normal (the store could not commit, or a send could not be read); a single unreadable
+      // reply is tolerated.
+      minFailures30m: 3,
     },
     freshness: {
       p90Seconds: 300,

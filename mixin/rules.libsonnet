@@ -269,6 +269,17 @@ local promql = import 'lib/promql.libsonnet';
         ],
       },
       {
+        name: 'itniotech-otp-send.rules',
+        rules: [
+          // Send calls seen by the capture proxy, and those the vendor refused with a send
+          // limit (-27 the app's period total, -28 the period limit for one number).
+          rec('app_country:itniotech_otp_send_requests:rate15m',
+              sum(['app_id', 'country'], 'rate(%s[15m])' % p.m('itniotech_otp_send_requests_total'))),
+          rec('app_country_status:itniotech_otp_send_requests_limited:rate15m',
+              sum(['app_id', 'country', 'status'], 'rate(%s[15m])' % p.m('itniotech_otp_send_requests_total', 'status=~"-27|-28"'))),
+        ],
+      },
+      {
         name: 'itniotech-api.rules',
         rules: [
           rec('instance_api_endpoint:itniotech_api_requests:rate10m',

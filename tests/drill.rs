@@ -6,7 +6,8 @@
 //! alerts/tests/normal-week.test.yml runs seven days of normal traffic that must fire nothing.
 //! The test prints every case's detection time and checks that docs/runbook.md states the same.
 //!
-//! In the real-Prometheus drill two demos run side by side (`normal` and `carrier-outage`), each scraped by its own
+//! In the real-Prometheus drill two demos run side by side (`normal`, through the capture proxy,
+//! and `carrier-outage`, posting to the intake), each scraped by its own
 //! Prometheus (5 s scrape and evaluation) that loads the repository's alerts/*.yml. The drill
 //! proves, through the Prometheus HTTP API, that
 //! - every rule loads and evaluates without error,
@@ -105,6 +106,14 @@ fn start_demo(scenario: &str, seed: u64, dir: &Path) -> (Proc, String) {
         .arg(&store)
         .args(["--demo.rate", DEMO_RATE, "--scenario", scenario, "--seed"])
         .arg(seed.to_string())
+        // The normal demo sends through the capture proxy (no intake posts), the outage demo
+        // posts to the intake: the rules and panels see both ways orders arrive, and the
+        // proxy's send-status and capture series exist for the panels that show them.
+        .args(if scenario == "normal" {
+            &["--demo.via-proxy"][..]
+        } else {
+            &[][..]
+        })
         .stdout(Stdio::piped())
         .stderr(File::create(&log).expect("demo log"))
         .spawn()

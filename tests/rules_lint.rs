@@ -24,7 +24,7 @@ use serde_yaml_ng::Value as Yaml;
 const RUNBOOK_BASE: &str =
     "https://github.com/itniotech-exporter/itniotech-exporter/blob/main/docs/runbook.md#";
 
-/// Alert names required by spec.md section 5 and issue 11.
+/// Alert names required by spec.md section 5, issue 11 and the capture proxy (issue 10).
 const REQUIRED_ALERTS: &[&str] = &[
     "OtpSmsDeliveryFailureRateHigh",
     "OtpSmsCarrierFailureRateHigh",
@@ -39,6 +39,7 @@ const REQUIRED_ALERTS: &[&str] = &[
     "OtpUnverifiedBudgetExceeded",
     "OtpSmsPumpingSuspected",
     "OtpSmsNewCountry",
+    "OtpSendLimitRejections",
     "ItniotechApiDown",
     "ItniotechApiAuthFailing",
     "ItniotechApiClockSkew",
@@ -49,6 +50,7 @@ const REQUIRED_ALERTS: &[&str] = &[
     "ItniotechIntakeStopped",
     "ItniotechIntakeLow",
     "ItniotechIntakeInvalidHigh",
+    "ItniotechCaptureFailing",
     "ItniotechExporterBacklog",
     "ItniotechExporterMetricsStale",
     "ItniotechExporterReplicaDivergence",

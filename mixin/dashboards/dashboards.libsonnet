@@ -202,6 +202,10 @@ local grafana = import '../lib/grafana.libsonnet';
            [t('sum by (app_id, country) (rate(%s[$__rate_interval]))\n/ on (app_id) group_left ()\nsum by (app_id) (rate(%s[$__rate_interval]))' % [m('itniotech_otp_sms_total', otp), m('itniotech_otp_sms_total', 'app_id=~"$app_id"')], '{{country}} ({{app_id}})')]),
         ts('Conversion by country', 'Verified share of the finalised orders by country.', 'percentunit',
            [t('sum by (app_id, country) (rate(%s[$__rate_interval])) / sum by (app_id, country) (rate(%s[$__rate_interval]))' % [m('itniotech_otp_verifications_total', otp + ', result="verified"'), m('itniotech_otp_verifications_total', otp)], '{{country}} ({{app_id}})')]),
+        ts('Send requests by vendor status', "OTP sends seen by the capture proxy per second, by the vendor's answer: 0 = accepted, -28 = the same number too often, -27 = the app's quota for the period is used up (OtpSendLimitRejections). Empty when the apps do not send through the proxy.", 'ops',
+           [t('sum by (app_id, status) (rate(%s[$__rate_interval]))' % m('itniotech_otp_send_requests_total', otp), '{{app_id}} {{status}}')]),
+        ts('Sends refused by a send limit', "Share of each app's sends to a country refused with -28 (same number) or -27 (period quota); OtpSendLimitRejections warns over 5 % of -28 and pages on -27. 0 when nothing is refused.", 'percentunit',
+           [t('sum by (app_id, country, status) (rate(%s[$__rate_interval]))\n/ on (app_id, country) group_left ()\nsum by (app_id, country) (rate(%s[$__rate_interval]))\nor\n0 * sum by (app_id, country) (rate(%s[$__rate_interval]))' % [m('itniotech_otp_send_requests_total', otp + ', status=~"-27|-28"'), m('itniotech_otp_send_requests_total', otp), m('itniotech_otp_send_requests_total', otp)], '{{country}} ({{app_id}}) {{status}}')]),
         ts('Unverified OTPs per hour against the budget', "Unverified codes of the last hour by country, and the country's budget: max(5, 0.5 x the most codes verified there in one hour of the last week). OtpUnverifiedBudgetExceeded pages above it.", 'short', [
           t('sum %s (increase(%s[1h]))' % [gby(['app_id', 'country']), m('itniotech_otp_verifications_total', otp + ', result!="verified"')], '{{country}} ({{app_id}}) unverified'),
           t(r('app_country:itniotech_otp_verifications_unverified:budget1h', otp), '{{country}} ({{app_id}}) budget'),
@@ -213,7 +217,7 @@ local grafana = import '../lib/grafana.libsonnet';
         // Money panels show the mixin's currency (Grafana units cannot follow a variable).
         { name: 'currency', label: 'Currency', type: 'constant', query: c.currency, hide: 2, current: { text: c.currency, value: c.currency }, options: [] },
       ]),
-      ['OtpCostSpike', 'OtpDailySpendCapExceeded', 'OtpUnverifiedBudgetExceeded', 'OtpSmsPumpingSuspected', 'OtpSmsNewCountry', 'ItniotechBalance.*'],
+      ['OtpCostSpike', 'OtpDailySpendCapExceeded', 'OtpUnverifiedBudgetExceeded', 'OtpSmsPumpingSuspected', 'OtpSendLimitRejections', 'OtpSmsNewCountry', 'ItniotechBalance.*'],
     ),
 
     'exporter-health.json': g.dashboard(
@@ -264,6 +268,8 @@ local grafana = import '../lib/grafana.libsonnet';
           t('sum by (source) (rate(%s[$__rate_interval]))' % m('itniotech_exporter_orders_received_total'), 'received {{source}}'),
           t('sum by (reason) (rate(%s[$__rate_interval]))' % m('itniotech_exporter_orders_rejected_total'), 'rejected {{reason}}'),
         ]),
+        ts('Capture failures by reason', 'Sends or verifies the capture proxy forwarded but could not record, per exporter: store = the store could not commit, unreadable = no order key could be read (ItniotechCaptureFailing: 3 in 30 minutes). The apps got their replies; these orders are missing from every metric.', 'ops',
+           [t('sum by (instance, reason) (rate(%s[$__rate_interval]))' % m('itniotech_exporter_capture_failures_total'), '{{instance}} {{reason}}')]),
         ts('Intake vs the same time yesterday', 'Orders received per second, and a day earlier (ItniotechIntakeLow: under 25 % of yesterday; ItniotechIntakeStopped: nothing for 10 minutes).', 'ops', [
           t('sum(rate(%s[$__rate_interval]))' % m('itniotech_exporter_orders_received_total'), 'now'),
           t('sum(increase(%s[30m] offset 1d)) / 1800\nor\nsum(increase(%s[1d])) / 86400' % [m('itniotech_exporter_orders_received_total'), m('itniotech_exporter_orders_received_total')], 'a day earlier, 30m average (else the average so far)'),
@@ -274,7 +280,7 @@ local grafana = import '../lib/grafana.libsonnet';
         ], width=12, height=8),
       ],
       g.variables(),
-      ['Itniotech(Api|Exporter|Intake).*'],
+      ['Itniotech(Api|Exporter|Intake|Capture).*'],
     ),
   },
 }

@@ -22,6 +22,8 @@ local freshness(segs, instance=d.instance) =
   ] + [
     d.s('itniotech_exporter_attempt_freshness_seconds_count', {}, ctr([[s[0], s[2]] for s in segs]), instance=instance),
   ];
+local capfail(reason, segs, instance=d.instance) =
+  d.s('itniotech_exporter_capture_failures_total', { reason: reason }, ctr(segs), instance=instance);
 local H = 1500;
 local R1 = 'exp-1:9867';
 local R2 = 'exp-2:9867';
@@ -291,6 +293,44 @@ local R2 = 'exp-2:9867';
     'a client posting 1 item/min sends 40 % invalid ones (under 10 per 15m)',
     [received([[0.6, 90]]), rejected('invalid', [[0.4, 90]])],
     90,
+  ),
+
+  // --- ItniotechCaptureFailing ---------------------------------------------------------
+  d.case(
+    'ItniotechCaptureFailing', 'fire', 'store-cannot-commit',
+    'the disk of exporter exp-0 fills up: none of its 20 proxied sends/min can be recorded',
+    [
+      capfail('store', [[0, 30], [20, 60]]),
+      capfail('unreadable', [[0, 90]]),
+    ],
+    90, start=30, detect=6, match='reason="store"',
+    alerts=[{
+      eval_time: '90m',
+      alertname: 'ItniotechCaptureFailing',
+      exp_alerts: [{
+        exp_labels: { severity: 'critical', job: d.job, instance: d.instance, reason: 'store' },
+        exp_annotations: {
+          summary: 'Exporter exp-0:9867 cannot record the OTPs its proxy forwards (store)',
+          description: "600 sends or verifies that the capture proxy of exporter exp-0:9867 (job itniotech-exporter) forwarded over the last 30 minutes could not be recorded (reason store: store = the store could not commit, disk full or I/O; unreadable = the request or the vendor's reply could not be read). The applications got their replies, but those orders are invisible: their delivery, cost and fraud signals are missing.",
+          runbook_url: 'https://github.com/itniotech-exporter/itniotech-exporter/blob/main/docs/runbook.md#itniotechcapturefailing',
+        },
+      }],
+    }],
+  ),
+  d.case(
+    'ItniotechCaptureFailing', 'quiet', 'an-unreadable-reply-an-hour',
+    'one send an hour cannot be read (a truncated reply), the rest is recorded',
+    [
+      capfail('unreadable', [[0, 20], [1, 1], [0, 59], [1, 1], [0, 39]]),
+      capfail('store', [[0, 120]]),
+    ],
+    120,
+  ),
+  d.case(
+    'ItniotechCaptureFailing', 'low-volume', 'small-deployment-store-fails',
+    'a deployment proxying one send every 5 minutes can record none of them',
+    [capfail('store', [[0, 30]] + [[if i % 5 == 0 then 1 else 0, 1] for i in std.range(0, 59)])],
+    90, start=30, detect=16, match='reason="store"',
   ),
 
   // --- ItniotechExporterBacklog ---------------------------------------------------------

@@ -13,6 +13,9 @@ local verif(country, result, segs, app='a1', values=null) =
   d.s('itniotech_otp_verifications_total', { app_id: app, flow_id: '1', country: country, channel: 'sms', result: result },
       if values != null then values else ctr(segs));
 
+local sends(status, segs, app='a1', country='ID') =
+  d.s('itniotech_otp_send_requests_total', { app_id: app, channel: 'sms', country: country, status: status }, ctr(segs));
+
 // A day and an hour of history, then the incident.
 local H = 1500;
 // Spend per minute of a week (minute 0 = Monday 00:00): business hours (08-20) at 2.5x the
@@ -167,6 +170,57 @@ local weekly(days, perMin) = [
       verif('UZ', 'not_verified', null, values=series.absent(60) + ' ' + ctr([[2.8, 60]])),
     ],
     120, start=60, detect=7, match='country="UZ"',
+  ),
+
+  // --- OtpSendLimitRejections -----------------------------------------------------------
+  d.case(
+    'OtpSendLimitRejections', 'fire', 'same-numbers-hammered',
+    'a bot re-requests codes for the same numbers: 4 of 34 sends/min to ID answered -28',
+    [
+      sends('0', [[30, 90]]),
+      sends('-28', [[0.1, 30], [4, 60]]),
+    ],
+    90, start=30, detect=11, match='limit="same_number"',
+    alerts=[{
+      eval_time: '80m',
+      alertname: 'OtpSendLimitRejections',
+      exp_alerts: [{
+        exp_labels: { severity: 'warning', limit: 'same_number', job: d.job, app_id: 'a1', country: 'ID', status: '-28' },
+        exp_annotations: {
+          summary: 'itniotech refuses 11.76% of the OTPs of app a1 to ID: same number too often (-28)',
+          description: "11.76% of the OTP sends of app a1 to ID over the last 15 minutes were refused with -28, the vendor's per-number send limit (threshold 5%). Someone requests codes for the same numbers over and over: SMS pumping or OTP bombing, usually before volume or cost moves. The limit absorbs it for now; find the source before it moves to new numbers.",
+          runbook_url: 'https://github.com/itniotech-exporter/itniotech-exporter/blob/main/docs/runbook.md#otpsendlimitrejections',
+        },
+      }],
+    }],
+  ),
+  d.case(
+    'OtpSendLimitRejections', 'fire', 'app-quota-used-up',
+    "app a1's period send quota runs out: every send (20/min) is answered -27",
+    [
+      sends('0', [[20, 30], [0, 60]]),
+      sends('-27', [[0, 30], [20, 60]]),
+    ],
+    90, start=30, detect=6, match='limit="app_total"',
+  ),
+  d.case(
+    'OtpSendLimitRejections', 'quiet', 'users-retry-and-a-brief-quota-hit',
+    'users re-request codes (1 % of 30 sends/min answered -28); 3 sends hit the quota (-27) at a period end',
+    [
+      sends('0', [[30, 120]]),
+      sends('-28', [[0.3, 120]]),
+      sends('-27', [[0, 60], [1, 3], [0, 57]]),
+    ],
+    120,
+  ),
+  d.case(
+    'OtpSendLimitRejections', 'low-volume', 'small-app-same-number',
+    'an app sending 1 OTP/min gets a third of them refused with -28 (under 10 in 15m)',
+    [
+      sends('0', [[1, 120]]),
+      sends('-28', [[0, 30], [0.5, 90]]),
+    ],
+    120,
   ),
 
   // --- OtpSmsPumpingSuspected -----------------------------------------------------------

@@ -52,6 +52,9 @@ local perApp(dep, app) =
     s('itniotech_otp_fallbacks_total', t { app_id: a, flow_id: '3', from_channel: 'sms', to_channel: 'call' }, ctr(rate * 0.25 * 0.2)),
     s('itniotech_otp_cost_total', t { app_id: a, channel: 'sms', country: 'ID', currency: 'USD' }, ctr(rate * 0.03)),
     s('itniotech_otp_cost_total', t { app_id: a, channel: 'call', country: 'ID', currency: 'USD' }, ctr(rate * 0.005)),
+    // Sends through the capture proxy: a few users re-request a code too often (-28).
+    s('itniotech_otp_send_requests_total', t { app_id: a, channel: 'sms', country: 'ID', status: '0' }, ctr(rate * 0.995)),
+    s('itniotech_otp_send_requests_total', t { app_id: a, channel: 'sms', country: 'ID', status: '-28' }, ctr(rate * 0.005)),
     s('itniotech_otp_calls_total', t { app_id: a, country: 'NG', termination_code: '0', termination_reason: 'success' }, ctr(rate * 0.05 * 0.75)),
     s('itniotech_otp_calls_total', t { app_id: a, country: 'NG', termination_code: '100003', termination_reason: 'no_answer' }, ctr(rate * 0.05 * 0.25)),
   ] + std.flattenArrays([
@@ -81,6 +84,8 @@ local perInstance(dep, instance, orders) =
     s('itniotech_account_balance', t { kind: 'balance', currency: 'USD' }, series.ramp(1e6, -5 * sample, totalSamples + 1)),
     s('itniotech_exporter_orders_received_total', t { source: 'http' }, ctr(orders)),
     s('itniotech_exporter_orders_rejected_total', t { reason: 'invalid' }, ctr(orders * 0.002)),
+    s('itniotech_exporter_capture_failures_total', t { reason: 'store' }, const(0)),
+    s('itniotech_exporter_capture_failures_total', t { reason: 'unreadable' }, const(0)),
     s('itniotech_exporter_orders_rejected_total', t { reason: 'duplicate' }, ctr(orders * 0.01)),
     s('itniotech_api_requests_total', t { api_endpoint: 'record', status: '0' }, ctr(orders * 2 * 0.98)),
     s('itniotech_api_requests_total', t { api_endpoint: 'record', status: '-24' }, ctr(orders * 2 * 0.015)),
