@@ -180,7 +180,9 @@ local promql = import 'lib/promql.libsonnet';
               app_country:itniotech_otp_sms_delivery_seconds:p95_rate10m > %(s)s
               and %(on)s
               app_country:itniotech_otp_sms:rate10m * 600 >= %(min)s
-            ||| % { s: c.latency.p95Seconds, on: appCountry, min: c.latency.minSms10m },
+              and %(on)s
+              app_country:itniotech_otp_sms_delivered_slow:rate10m * 600 >= %(slow)s
+            ||| % { s: c.latency.p95Seconds, on: appCountry, min: c.latency.minSms10m, slow: c.latency.minSlow10m },
             'warning',
             'OTP SMS to {{ $labels.country }} take {{ $value | humanizeDuration }} (p95)',
             "The 95th percentile of submit-to-delivery time of app {{ $labels.app_id }}'s delivered SMS to {{ $labels.country }} is {{ $value | humanizeDuration }} over the last 10 minutes (threshold %s). Codes arrive after users gave up or after the flow already fell back." % dur(cn.latency.p95Seconds),
