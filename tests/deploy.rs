@@ -232,12 +232,18 @@ fn statefulset_gives_each_replica_its_volume_probes_and_a_restricted_sandbox() {
     // Port and probes: the agent's own endpoints on its default port.
     assert_eq!(a[0], "run");
     let ports = c["ports"].as_array().unwrap();
-    assert_eq!(ports.len(), 1);
+    assert_eq!(ports.len(), 2);
     assert_eq!(ports[0]["containerPort"], DEFAULT_PORT);
     assert_eq!(ports[0]["name"], "http");
     assert_eq!(
         flag(&a, "--web.listen-address"),
         Some(format!("0.0.0.0:{DEFAULT_PORT}").as_str())
+    );
+    // The capture proxy listens where its named port says.
+    assert_eq!(ports[1]["name"], "proxy");
+    assert_eq!(
+        flag(&a, "--proxy.listen-address"),
+        Some(format!("0.0.0.0:{}", ports[1]["containerPort"]).as_str())
     );
     for (probe, path) in [
         ("startupProbe", HEALTHY_PATH),
@@ -290,11 +296,11 @@ fn services_monitor_budget_and_policy_select_the_agents() {
     let sts = statefulset(&all);
     let pod_labels = &sts["spec"]["template"]["metadata"]["labels"];
     let c = container(sts);
-    let port_names: Vec<&str> = c["ports"]
+    let container_ports: BTreeMap<&str, &serde_json::Value> = c["ports"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["name"].as_str().unwrap())
+        .map(|p| (p["name"].as_str().unwrap(), &p["containerPort"]))
         .collect();
 
     let intake = object(&all, "Service", "itniotech-exporter");
@@ -302,10 +308,22 @@ fn services_monitor_budget_and_policy_select_the_agents() {
     for svc in [intake, headless] {
         assert!(selects(&svc["spec"]["selector"], pod_labels), "{svc}");
         for p in svc["spec"]["ports"].as_array().unwrap() {
-            assert!(port_names.contains(&p["targetPort"].as_str().unwrap()));
-            assert_eq!(p["port"], DEFAULT_PORT);
+            // Each Service port is the container's port of that name, number unchanged.
+            let target = container_ports[p["targetPort"].as_str().unwrap()];
+            assert_eq!(&p["port"], target, "{svc}");
         }
     }
+    let names = |svc: &serde_json::Value| -> Vec<String> {
+        svc["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Apps reach the intake and the proxy; Prometheus scrapes only the web port.
+    assert_eq!(names(intake), ["http", "proxy"]);
+    assert_eq!(names(headless), ["http"]);
     // Draining: relabelling a pod takes it out of the intake Service, not out of the scrape.
     let intake_sel = str_map(&intake["spec"]["selector"]);
     let sts_sel = str_map(&sts["spec"]["selector"]["matchLabels"]);
@@ -368,7 +386,13 @@ fn services_monitor_budget_and_policy_select_the_agents() {
     );
     let ingress = np["spec"]["ingress"].as_array().unwrap();
     assert_eq!(ingress.len(), 1);
-    assert_eq!(ingress[0]["ports"][0]["port"], "http");
+    let ingress_ports: Vec<&str> = ingress[0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_str().unwrap())
+        .collect();
+    assert_eq!(ingress_ports, ["http", "proxy"]);
     let egress_ports: Vec<(u64, &str)> = np["spec"]["egress"]
         .as_array()
         .unwrap()
@@ -699,6 +723,9 @@ async fn statefulset_command_line_runs_the_agent() {
             if a.starts_with("--web.listen-address=") {
                 // Never a fixed port in a test.
                 return "--web.listen-address=127.0.0.1:0".to_string();
+            }
+            if a.starts_with("--proxy.listen-address=") {
+                return "--proxy.listen-address=127.0.0.1:0".to_string();
             }
             // A path under a mount moves under that mount's directory (the deepest mount).
             let Some((name, value)) = a.split_once('=') else {
