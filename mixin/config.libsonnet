@@ -91,7 +91,9 @@
     unverifiedBudget: {
       // Unverified OTPs to a country in 1h may not exceed
       // max(floorPerHour, ratio x the largest verified count of any hour in the last `history`).
-      floorPerHour: 5,
+      // A country with a dozen OTPs an hour sees five unverified ones by chance (users who give
+      // up): the demo's smallest countries went pending at 5.
+      floorPerHour: 10,
       ratio: 0.5,
       history: '7d',
     },

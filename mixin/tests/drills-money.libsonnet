@@ -145,7 +145,7 @@ local weekly(days, perMin) = [
         exp_labels: { severity: 'critical', job: d.job, app_id: 'a1', country: 'UZ' },
         exp_annotations: {
           summary: '108 unverified OTPs to UZ in an hour, over budget',
-          description: "108 OTPs of app a1 to UZ went unverified over the last hour, more than the country's budget of 26 (max(5, 0.5 x the most codes verified there in one hour of the last 7d)). Pumped numbers never verify: this is the low-volume SMS-pumping signal.",
+          description: "108 OTPs of app a1 to UZ went unverified over the last hour, more than the country's budget of 26 (max(10, 0.5 x the most codes verified there in one hour of the last 7d)). Pumped numbers never verify: this is the low-volume SMS-pumping signal.",
           runbook_url: 'https://github.com/itniotech-exporter/itniotech-exporter/blob/main/docs/runbook.md#otpunverifiedbudgetexceeded',
         },
       }],
@@ -162,14 +162,14 @@ local weekly(days, perMin) = [
   ),
   d.case(
     'OtpUnverifiedBudgetExceeded', 'low-volume', 'new-country-14-percent',
-    'a new country gets 14 % of the app\'s SMS, none verified: the 5/h floor pages',
+    'a new country gets 14 % of the app\'s SMS, none verified: the 10/h floor pages',
     [
       verif('IN', 'verified', [[14.6, 120]]),
       verif('IN', 'not_verified', [[2.6, 120]]),
       verif('UZ', 'verified', null, values=series.absent(60) + ' ' + ctr([[0, 60]])),
       verif('UZ', 'not_verified', null, values=series.absent(60) + ' ' + ctr([[2.8, 60]])),
     ],
-    120, start=60, detect=7, match='country="UZ"',
+    120, start=60, detect=9, match='country="UZ"',
   ),
 
   // --- OtpSendLimitRejections -----------------------------------------------------------
