@@ -1,12 +1,14 @@
 #!/bin/sh
-# Installs promtool and prometheus (package prometheus) and amtool (prometheus-alertmanager) for
-# tests/rules_lint.rs, the drill, and tests/security_tls.rs (a real Prometheus scraping the agent
-# over TLS with basic auth).
-# Idempotent: does nothing when both tools are already on PATH. Debian/Ubuntu (apt) only.
+# Installs promtool and prometheus (package prometheus) and amtool and alertmanager
+# (prometheus-alertmanager) for tests/rules_lint.rs, tests/drill.rs, tests/alertmanager.rs and
+# tests/security_tls.rs (a real Prometheus scraping the agent over TLS with basic auth).
+# Idempotent: does nothing when they are already on PATH. Debian/Ubuntu (apt) only.
 set -eu
 
-if command -v promtool >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1; then
-    echo "promtool and amtool already installed"
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+    && command -v amtool >/dev/null 2>&1 \
+    && { command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1; }; then
+    echo "prometheus, promtool, amtool and alertmanager already installed"
     exit 0
 fi
 

@@ -58,6 +58,15 @@ fn temp_store() -> PathBuf {
     std::env::temp_dir().join(format!("itniotech-exporter-demo-{}", std::process::id()))
 }
 
+/// The simulated account's opening balance: about three weeks of the demo's spend (~0.03 USD
+/// an order), as a real account holds. The simulator's own 5 000 USD would last the default
+/// 5 orders/s some ten hours, and `ItniotechBalanceRunwayLow` would rightly page a `normal` demo.
+fn demo_opening_balance(orders_per_second: f64) -> rust_decimal::Decimal {
+    const PER_ORDER_PER_SECOND: f64 = 50_000.0;
+    let usd = (orders_per_second.clamp(0.01, 1000.0) * PER_ORDER_PER_SECOND).round();
+    rust_decimal::Decimal::from(usd as i64).max(rust_decimal::Decimal::from(5000))
+}
+
 /// The address to reach a listener on from this machine.
 fn local_url(addr: SocketAddr) -> String {
     local_url_scheme(addr, "http")
@@ -92,6 +101,7 @@ pub async fn run(
             seed: args.seed,
             scenario,
             virtual_users: false,
+            initial_balance: demo_opening_balance(args.rate),
             ..SimConfig::default()
         },
         clock::system(),
@@ -365,6 +375,16 @@ impl TrafficGenerator {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn opening_balance_lasts_the_demo_weeks() {
+        use rust_decimal::Decimal;
+        // The default rate spends ~540 USD an hour: 250 000 is about 19 days of it.
+        assert_eq!(super::demo_opening_balance(5.0), Decimal::from(250_000));
+        assert_eq!(super::demo_opening_balance(0.5), Decimal::from(25_000));
+        // Never under the simulator's own default.
+        assert_eq!(super::demo_opening_balance(0.01), Decimal::from(5000));
+    }
+
     use super::*;
 
     #[test]

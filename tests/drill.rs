@@ -1,6 +1,13 @@
-//! The drill: the shipped alerts and dashboards against a real Prometheus.
+//! The drills: the shipped alerts and dashboards against a real Prometheus, and the promtool
+//! drill suite.
 //!
-//! Two demos run side by side (`normal` and `carrier-outage`), each scraped by its own
+//! The promtool suite (alerts/tests/drills/, rendered from mixin/tests/) holds a fire, a quiet and
+//! a low-volume case per alert; each case asserts when its alert first fires, to the minute, and
+//! alerts/tests/normal-week.test.yml runs seven days of normal traffic that must fire nothing.
+//! The test prints every case's detection time and checks that docs/runbook.md states the same.
+//!
+//! In the real-Prometheus drill two demos run side by side (`normal`, through the capture proxy,
+//! and `carrier-outage`, posting to the intake), each scraped by its own
 //! Prometheus (5 s scrape and evaluation) that loads the repository's alerts/*.yml. The drill
 //! proves, through the Prometheus HTTP API, that
 //! - every rule loads and evaluates without error,
@@ -99,6 +106,14 @@ fn start_demo(scenario: &str, seed: u64, dir: &Path) -> (Proc, String) {
         .arg(&store)
         .args(["--demo.rate", DEMO_RATE, "--scenario", scenario, "--seed"])
         .arg(seed.to_string())
+        // The normal demo sends through the capture proxy (no intake posts), the outage demo
+        // posts to the intake: the rules and panels see both ways orders arrive, and the
+        // proxy's send-status and capture series exist for the panels that show them.
+        .args(if scenario == "normal" {
+            &["--demo.via-proxy"][..]
+        } else {
+            &[][..]
+        })
         .stdout(Stdio::piped())
         .stderr(File::create(&log).expect("demo log"))
         .spawn()
@@ -685,4 +700,259 @@ fn drill_alerts_and_dashboards_against_a_real_prometheus() {
         empty.join("\n")
     );
     assert!(detected <= bound + MARGIN);
+}
+
+/// One drill case of a rendered promtool test file.
+#[derive(Debug)]
+struct DrillCase {
+    alert: String,
+    kind: String,
+    id: String,
+    what: String,
+    /// Minutes from the start of the problem to the first firing evaluation.
+    detect: Option<f64>,
+    /// Asserted to be still firing at some minute(s) (and no detection time asserted).
+    still_firing: bool,
+    eval_interval: String,
+}
+
+impl DrillCase {
+    /// How the case reads in the table and must read in the runbook.
+    fn outcome(&self) -> String {
+        match self.detect {
+            Some(m) => format!("{m} min"),
+            None if self.still_firing => "still firing".into(),
+            None => "quiet".into(),
+        }
+    }
+}
+
+/// The cases of one drill file: `name: "alert | kind | id | what"`, the first
+/// promql_expr_test is the case's detection (exp value in seconds) or quiet check (no sample).
+fn drill_cases(path: &Path) -> Vec<DrillCase> {
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("read drill file"))
+            .expect("drill file is YAML");
+    let interval = doc["evaluation_interval"]
+        .as_str()
+        .unwrap_or("1m")
+        .to_string();
+    let mut out = Vec::new();
+    for t in doc["tests"].as_sequence().expect("tests") {
+        let name = t["name"].as_str().expect("test name");
+        let parts: Vec<&str> = name.splitn(4, " | ").collect();
+        assert_eq!(parts.len(), 4, "{}: test name {name:?}", path.display());
+        let exprs = t["promql_expr_test"]
+            .as_sequence()
+            .expect("promql_expr_test");
+        let first = &exprs[0];
+        let expr = first["expr"].as_str().unwrap_or_default();
+        let samples = first["exp_samples"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        let (detect, still_firing) =
+            if expr.starts_with("label_replace(min(min_over_time(timestamp(ALERTS") {
+                let secs = samples[0]["value"].as_f64().expect("detection value");
+                (Some(secs / 60.0), false)
+            } else if expr.starts_with("label_replace(count(max_over_time(ALERTS") {
+                assert!(
+                    samples.is_empty(),
+                    "{name}: a quiet check expects no sample"
+                );
+                (None, false)
+            } else {
+                assert!(
+                    expr.starts_with("label_replace(count(ALERTS"),
+                    "{name}: unknown first check {expr}"
+                );
+                (None, true)
+            };
+        out.push(DrillCase {
+            alert: parts[0].to_string(),
+            kind: parts[1].to_string(),
+            id: parts[2].to_string(),
+            what: parts[3].to_string(),
+            detect,
+            still_firing,
+            eval_interval: interval.clone(),
+        });
+    }
+    out
+}
+
+fn drill_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("alerts/tests/drills"))
+        .expect("alerts/tests/drills/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no drill files in alerts/tests/drills/");
+    files
+}
+
+/// The alert names of the shipped rule files.
+fn alert_names() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for f in rule_files() {
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        for g in doc["groups"].as_sequence().into_iter().flatten() {
+            for r in g["rules"].as_sequence().into_iter().flatten() {
+                if let Some(a) = r["alert"].as_str() {
+                    out.insert(a.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `**Detection**` item of `## alert` in docs/runbook.md, whitespace collapsed.
+fn runbook_detection(runbook: &str, alert: &str) -> Option<String> {
+    let section = runbook
+        .split("\n## ")
+        .find(|s| s.starts_with(alert) && s[alert.len()..].starts_with('\n'))?;
+    let item = section
+        .split("\n- ")
+        .find(|item| item.starts_with("**Detection**"))?;
+    Some(item.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// What the runbook's detection item says about case `id`: the text after "`id`" up to the
+/// next `;` or `.` (e.g. "9 min", "quiet", "still firing after 30 h").
+fn stated(detection: &str, id: &str) -> Option<String> {
+    let quoted = format!("`{id}`");
+    let (_, rest) = detection.split_once(&quoted)?;
+    let rest = rest.trim_start_matches([':', ' ']);
+    let end = rest.find([';', '.', ',']).unwrap_or(rest.len());
+    // "9 min" may be followed by a parenthesis; keep the words before it.
+    Some(
+        rest[..end]
+            .split(" (")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    )
+}
+
+#[test]
+fn runbook_detection_parsing() {
+    let runbook = "intro\n## AlertX\n\n- **Meaning**: m.\n- **Detection** (promtool drill):\n  `a-b` 9 min (5 s scrape: less); `c`: quiet; `d` still firing after 30 h.\n\n## AlertY\n";
+    let d = runbook_detection(runbook, "AlertX").unwrap();
+    assert_eq!(stated(&d, "a-b").as_deref(), Some("9 min"));
+    assert_eq!(stated(&d, "c").as_deref(), Some("quiet"));
+    assert_eq!(stated(&d, "d").as_deref(), Some("still firing after 30 h"));
+    assert_eq!(stated(&d, "e"), None);
+    assert!(runbook_detection(runbook, "AlertY").is_none());
+}
+
+/// Runs promtool on every drill file (and the normal week) one at a time: this test runs
+/// next to the real-Prometheus drill, whose timing the CPU must not starve.
+#[test]
+fn promtool_drill_suite_detection_times_match_the_runbook() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(
+            !ci,
+            "promtool is not installed and CI=true (run .ci/install-prometheus.sh)"
+        );
+        println!(
+            "NOTICE: promtool is not on PATH, skipping the drill suite (.ci/install-prometheus.sh)"
+        );
+        return;
+    }
+    let mut files = drill_files();
+    files.push(root().join("alerts/tests/normal-week.test.yml"));
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for f in &files {
+        let t = Instant::now();
+        let out = Command::new("promtool")
+            .args(["test", "rules"])
+            .arg(f)
+            .current_dir(root())
+            .output()
+            .expect("run promtool");
+        let rel = f.strip_prefix(root()).unwrap().display().to_string();
+        println!("drill suite: {rel}: {:.1} s", t.elapsed().as_secs_f64());
+        if !out.status.success() {
+            failures.push(format!(
+                "{rel}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    println!(
+        "drill suite: {} files in {:.0} s",
+        files.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "promtool drill failures:\n{}",
+        failures.join("\n")
+    );
+
+    // Measured (and asserted by promtool above): print the table.
+    let cases: Vec<DrillCase> = drill_files().iter().flat_map(|f| drill_cases(f)).collect();
+    println!(
+        "\n==== detection times (promtool, 1-minute samples; from the start of the problem) ===="
+    );
+    println!(
+        "{:<36} {:<11} {:<34} {:>14}  eval",
+        "alert", "case", "id", "detection"
+    );
+    for c in &cases {
+        println!(
+            "{:<36} {:<11} {:<34} {:>14}  {}   {}",
+            c.alert,
+            c.kind,
+            c.id,
+            c.outcome(),
+            c.eval_interval,
+            c.what
+        );
+    }
+
+    // Every alert has its three kinds of case.
+    let mut problems = Vec::new();
+    for alert in alert_names() {
+        for kind in ["fire", "quiet", "low-volume"] {
+            if !cases.iter().any(|c| c.alert == alert && c.kind == kind) {
+                problems.push(format!("{alert}: no {kind} case in the drill suite"));
+            }
+        }
+    }
+    // The runbook states each case's outcome as measured.
+    let runbook = std::fs::read_to_string(root().join("docs/runbook.md")).expect("runbook");
+    for c in &cases {
+        let Some(detection) = runbook_detection(&runbook, &c.alert) else {
+            problems.push(format!(
+                "{}: no **Detection** item in docs/runbook.md",
+                c.alert
+            ));
+            continue;
+        };
+        let want = c.outcome();
+        match stated(&detection, &c.id) {
+            None => problems.push(format!(
+                "{} / {}: not in the runbook's Detection item (measured: {want})",
+                c.alert, c.id
+            )),
+            Some(s) if !s.starts_with(&want) => problems.push(format!(
+                "{} / {}: the runbook says {s:?}, the drill measures {want:?}",
+                c.alert, c.id
+            )),
+            Some(_) => {}
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "drill suite problems:\n{}",
+        problems.join("\n")
+    );
 }

@@ -75,7 +75,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.22,
         national_prefixes: &["811", "812", "813", "821", "852", "857", "878"],
         national_len: 11,
-        sms_delivery_prob: 0.985,
+        sms_delivery_prob: 0.95,
         sms_median_latency_secs: 4.0,
         sms_price_e4: 310,
         sender: "VERIFY",
@@ -97,7 +97,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.25,
         national_prefixes: &["6", "7", "8", "9"],
         national_len: 10,
-        sms_delivery_prob: 0.975,
+        sms_delivery_prob: 0.93,
         sms_median_latency_secs: 6.0,
         sms_price_e4: 45,
         sender: "VRFOTP",
@@ -119,7 +119,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.12,
         national_prefixes: &["119", "219", "319", "419", "519", "619", "719", "819"],
         national_len: 11,
-        sms_delivery_prob: 0.985,
+        sms_delivery_prob: 0.96,
         sms_median_latency_secs: 3.0,
         sms_price_e4: 180,
         sender: "28282",
@@ -137,7 +137,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.08,
         national_prefixes: &["905", "917", "918", "927", "939", "998"],
         national_len: 10,
-        sms_delivery_prob: 0.975,
+        sms_delivery_prob: 0.92,
         sms_median_latency_secs: 5.0,
         sms_price_e4: 150,
         sender: "VERIFY",
@@ -159,7 +159,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.07,
         national_prefixes: &["703", "803", "806", "813", "905", "915"],
         national_len: 10,
-        sms_delivery_prob: 0.965,
+        sms_delivery_prob: 0.90,
         sms_median_latency_secs: 8.0,
         sms_price_e4: 320,
         sender: "VERIFY",
@@ -177,7 +177,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.08,
         national_prefixes: &["55", "33", "81", "222"],
         national_len: 10,
-        sms_delivery_prob: 0.985,
+        sms_delivery_prob: 0.95,
         sms_median_latency_secs: 4.0,
         sms_price_e4: 210,
         sender: "VERIFY",
@@ -199,7 +199,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.07,
         national_prefixes: &["32", "70", "86", "90", "91", "96"],
         national_len: 9,
-        sms_delivery_prob: 0.98,
+        sms_delivery_prob: 0.94,
         sms_median_latency_secs: 5.0,
         sms_price_e4: 290,
         sender: "VERIFY",
@@ -221,7 +221,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.04,
         national_prefixes: &["151", "152", "160", "162", "170", "176"],
         national_len: 11,
-        sms_delivery_prob: 0.995,
+        sms_delivery_prob: 0.99,
         sms_median_latency_secs: 2.0,
         sms_price_e4: 750,
         sender: "VERIFY",
@@ -239,7 +239,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.065,
         national_prefixes: &["201", "212", "305", "415", "646", "702"],
         national_len: 10,
-        sms_delivery_prob: 0.99,
+        sms_delivery_prob: 0.97,
         sms_median_latency_secs: 3.0,
         sms_price_e4: 79,
         sender: "24273",
@@ -257,7 +257,7 @@ pub static COUNTRIES: &[CountryPreset] = &[
         weight: 0.005,
         national_prefixes: &["90", "91", "93", "94", "97", "99"],
         national_len: 9,
-        sms_delivery_prob: 0.98,
+        sms_delivery_prob: 0.95,
         sms_median_latency_secs: 6.0,
         sms_price_e4: 2100,
         sender: "VERIFY",
@@ -449,7 +449,7 @@ mod tests {
             let shares: f64 = c.operators.iter().map(|o| o.share).sum();
             assert!((shares - 1.0).abs() < 1e-9, "{}", c.iso2);
             assert!((1..=3).contains(&c.operators.len()));
-            assert!((0.95..=0.999).contains(&c.sms_delivery_prob));
+            assert!((0.90..=0.99).contains(&c.sms_delivery_prob));
             assert!((2.0..=8.0).contains(&c.sms_median_latency_secs));
         }
         let jio = &COUNTRIES[1].operators[2];
