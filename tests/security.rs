@@ -734,3 +734,41 @@ async fn idle_keep_alives_are_closed_and_a_table_of_busy_requests_refuses_newcom
     assert_eq!(dropped("refused"), refused);
     assert_eq!(dropped("evicted"), 0.0);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_store_is_private_and_exposed_secrets_are_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let token = dir.path().join("intake-token");
+    std::fs::write(&token, TOKEN).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_sim, sim) = spawn_sim();
+    let (agent, _addr) = spawn_agent(
+        &sim,
+        &store,
+        &["--intake.token-file", token.to_str().unwrap()],
+    );
+    let out = agent.output();
+    let warning = out
+        .lines()
+        .find(|l| l.contains("accessible to other users"))
+        .unwrap_or_else(|| panic!("no warning:\n{out}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("644"),
+        "{warning}"
+    );
+    assert!(warning.contains(token.to_str().unwrap()), "{warning}");
+    assert!(!out.contains(TOKEN), "the token leaked into the log");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty());
+    for f in files {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+}
