@@ -9,11 +9,13 @@ cd "$(dirname "$0")/.."
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
-# Benches (harness = false: criterion's pipeline, the proxy's load script) reject libtest flags
-# such as --test-threads, so they get their own runs first, each at smoke size.
+# Benches (harness = false: criterion's pipeline, the proxy's load script, the slow-client
+# attack) reject libtest flags such as --test-threads, so they get their own runs first, each at
+# smoke size.
 cargo test --locked --bench pipeline
 cargo test --locked --bench proxy
 cargo test --locked --bench polling
+cargo test --locked --bench slow_clients
 cargo test --locked --lib --bins --tests --examples -- --test-threads="${TEST_THREADS:-2}" 2>&1 \
     | tee "$log"
 

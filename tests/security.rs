@@ -734,3 +734,82 @@ async fn idle_keep_alives_are_closed_and_a_table_of_busy_requests_refuses_newcom
     assert_eq!(dropped("refused"), refused);
     assert_eq!(dropped("evicted"), 0.0);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_store_is_private_and_exposed_secrets_are_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let token = dir.path().join("intake-token");
+    std::fs::write(&token, TOKEN).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_sim, sim) = spawn_sim();
+    let (agent, _addr) = spawn_agent(
+        &sim,
+        &store,
+        &["--intake.token-file", token.to_str().unwrap()],
+    );
+    let out = agent.output();
+    let warning = out
+        .lines()
+        .find(|l| l.contains("accessible to other users"))
+        .unwrap_or_else(|| panic!("no warning:\n{out}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("644"),
+        "{warning}"
+    );
+    assert!(warning.contains(token.to_str().unwrap()), "{warning}");
+    assert!(!out.contains(TOKEN), "the token leaked into the log");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty());
+    for f in files {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_its_responses_is_dropped() {
+    let store = tempfile::tempdir().unwrap();
+    let (_sim, sim) = spawn_sim();
+    // A response that fits in the server's buffers counts as handed over, so such a client is
+    // closed by the idle timeout; one stuck mid-response by the write timeout.
+    let (_agent, addr) = spawn_agent(
+        &sim,
+        store.path(),
+        &["--web.write-timeout", "1s", "--web.idle-timeout", "2s"],
+    );
+    // Pipelined scrapes on a connection that reads nothing (and has a tiny receive buffer):
+    // the responses fill the socket, the server's write stalls.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let requests = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let _ =
+        tokio::time::timeout(Duration::from_secs(5), stuck.write_all(requests.as_bytes())).await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let s = eventually(Duration::from_secs(30), || async {
+        let s = scrape(&http, &addr).await?;
+        let dropped = |reason| {
+            value(
+                &s,
+                "itniotech_exporter_http_connections_dropped_total",
+                &[("reason", reason)],
+            )
+        };
+        (dropped("write_timeout") + dropped("idle_timeout") == 1.0).then_some(s)
+    })
+    .await
+    .expect("the stuck connection is dropped");
+    // Scrapes on other connections were served all along.
+    assert_eq!(value(&s, "itniotech_exporter_http_connections", &[]), 1.0);
+    drop(stuck);
+}
