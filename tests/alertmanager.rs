@@ -134,6 +134,10 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_alertmanager),
+    ignore = "needs alertmanager (.ci/install-prometheus.sh)"
+)]
 fn inhibitions_stay_within_one_deployment() {
     let Some(binary) = alertmanager_binary() else {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");

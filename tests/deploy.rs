@@ -141,6 +141,10 @@ fn volume<'a>(sts: &'a Value, name: &str) -> &'a Value {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_kubectl),
+    ignore = "needs kubectl (.ci/install-deploy-tools.sh)"
+)]
 fn base_renders_exactly_the_documented_objects() {
     let Some(all) = base() else { return };
     let mut got: Vec<(String, String)> = all
@@ -187,6 +191,10 @@ fn base_renders_exactly_the_documented_objects() {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_kubectl),
+    ignore = "needs kubectl (.ci/install-deploy-tools.sh)"
+)]
 fn statefulset_gives_each_replica_its_volume_probes_and_a_restricted_sandbox() {
     let Some(all) = base() else { return };
     let sts = statefulset(&all);
@@ -292,6 +300,10 @@ fn statefulset_gives_each_replica_its_volume_probes_and_a_restricted_sandbox() {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_kubectl),
+    ignore = "needs kubectl (.ci/install-deploy-tools.sh)"
+)]
 fn services_monitor_budget_and_policy_select_the_agents() {
     let Some(all) = base() else { return };
     let sts = statefulset(&all);
@@ -446,6 +458,10 @@ fn dashboard_object_name(file: &Path) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_kubectl),
+    ignore = "needs kubectl (.ci/install-deploy-tools.sh)"
+)]
 fn prometheus_rules_hold_exactly_the_rule_files() {
     let Some(all) = base() else { return };
     let files = rule_files();
@@ -468,6 +484,10 @@ fn prometheus_rules_hold_exactly_the_rule_files() {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_kubectl),
+    ignore = "needs kubectl (.ci/install-deploy-tools.sh)"
+)]
 fn dashboards_are_configmaps_of_the_json_files() {
     let Some(all) = base() else { return };
     let maps: Vec<&Value> = objects(&all, "ConfigMap")
@@ -555,6 +575,10 @@ fn config_max_rps(all: &[Value]) -> f64 {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_kubectl),
+    ignore = "needs kubectl (.ci/install-deploy-tools.sh)"
+)]
 fn call_budget_is_split_between_the_replicas() {
     let Some(all) = base() else { return };
     let replicas = statefulset(&all)["spec"]["replicas"].as_f64().unwrap();
@@ -592,6 +616,10 @@ fn example_overlay() -> (tempfile::TempDir, PathBuf) {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_kubectl),
+    ignore = "needs kubectl (.ci/install-deploy-tools.sh)"
+)]
 fn example_overlay_wires_secret_namespace_replicas_and_budget() {
     if !tool_available("kubectl", &["version", "--client"], INSTALL_HINT) {
         return;
@@ -679,6 +707,10 @@ async fn check_running_agent(addr: &str, paths: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tool_kubectl),
+    ignore = "needs kubectl (.ci/install-deploy-tools.sh)"
+)]
 async fn statefulset_command_line_runs_the_agent() {
     let Some(all) = base() else { return };
     let sts = statefulset(&all);
@@ -801,6 +833,10 @@ fn unit_with_test_binary(dir: &Path) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_systemd_analyze),
+    ignore = "needs systemd-analyze (.ci/install-deploy-tools.sh)"
+)]
 fn systemd_unit_verifies_and_is_sandboxed() {
     if !tool_available("systemd-analyze", &["--version"], INSTALL_HINT) {
         return;

@@ -475,6 +475,10 @@ fn grafana_variables_become_drill_values() {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_prometheus),
+    ignore = "needs prometheus (.ci/install-prometheus.sh)"
+)]
 fn drill_alerts_and_dashboards_against_a_real_prometheus() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     match Command::new("prometheus").arg("--version").output() {
@@ -852,6 +856,10 @@ fn runbook_detection_parsing() {
 /// Runs promtool on every drill file (and the normal week) one at a time: this test runs
 /// next to the real-Prometheus drill, whose timing the CPU must not starve.
 #[test]
+#[cfg_attr(
+    not(tool_promtool),
+    ignore = "needs promtool (.ci/install-prometheus.sh)"
+)]
 fn promtool_drill_suite_detection_times_match_the_runbook() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if Command::new("promtool").arg("--version").output().is_err() {

@@ -40,6 +40,10 @@ fn gojsonnet_available() -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_gojsonnet),
+    ignore = "needs go-jsonnet (.ci/install-jsonnet.sh)"
+)]
 fn rendered_files_are_up_to_date() {
     if !gojsonnet_available() {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");

@@ -999,6 +999,10 @@ fn rel(paths: Vec<PathBuf>) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_promtool),
+    ignore = "needs promtool (.ci/install-prometheus.sh)"
+)]
 fn promtool_checks_rules() {
     let files: Vec<String> = rel(files_in("alerts", "yml"))
         .into_iter()
@@ -1010,6 +1014,10 @@ fn promtool_checks_rules() {
 }
 
 #[test]
+#[cfg_attr(
+    not(tool_promtool),
+    ignore = "needs promtool (.ci/install-prometheus.sh)"
+)]
 fn promtool_recording_and_configuration_tests_pass() {
     let args: Vec<String> = [
         "test",
@@ -1024,6 +1032,7 @@ fn promtool_recording_and_configuration_tests_pass() {
 }
 
 #[test]
+#[cfg_attr(not(tool_amtool), ignore = "needs amtool (.ci/install-prometheus.sh)")]
 fn amtool_accepts_the_alertmanager_example() {
     assert_tool_ok(
         "amtool",

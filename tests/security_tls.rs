@@ -384,6 +384,10 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tool_prometheus),
+    ignore = "needs prometheus (.ci/install-prometheus.sh)"
+)]
 async fn prometheus_scrapes_over_tls_with_basic_auth() {
     if !common::tool_available(
         "prometheus",
