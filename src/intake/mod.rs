@@ -44,6 +44,10 @@
 //! Error messages name the item index (0-based), the line for multi-value bodies, and the field.
 //! They never echo a value from the body (which could be a phone number): only field names that
 //! look like identifiers (at most [`MAX_ECHO_CHARS`] characters) and lengths are shown.
+//!
+//! Size (about 600 lines, its tests in `tests.rs`): the three body forms (object, array,
+//! NDJSON), each field's rule and the error that names the item are one contract and read best
+//! together; the HTTP side is in `server::intake`.
 
 use crate::domain::{EnqueueReport, NewOrder, OrderAlias, OrderKey};
 use crate::ledger::family::label_enum;
