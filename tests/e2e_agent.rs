@@ -90,7 +90,9 @@ fn otp_samples(text: &str) -> Vec<common::Sample> {
 
 /// The exposition made comparable across runs: API latencies (wall-clock time) keep only their
 /// series, with `<t>` for the value; samples within a family are sorted, because the operational
-/// families iterate a hash map whose order differs per process.
+/// families iterate a hash map whose order differs per process; float sums are rounded to 9
+/// decimals, because concurrent polls add the same increments in a different order and f64
+/// addition is not associative (0.8370000000000002 one run, …04 the next).
 fn deterministic_exposition(text: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut block: Vec<String> = Vec::new();
@@ -103,12 +105,34 @@ fn deterministic_exposition(text: &str) -> String {
             let series = line.rsplit_once(' ').map_or(line, |(s, _)| s);
             block.push(format!("{series} <t>"));
         } else {
-            block.push(line.to_string());
+            block.push(round_float_noise(line));
         }
     }
     block.sort();
     out.append(&mut block);
     out.join("\n")
+}
+
+/// `line` with its value rounded to 9 decimals when it has more (the exact sums are checked
+/// against the oracle elsewhere; the snapshot pins names, labels and values to that precision).
+fn round_float_noise(line: &str) -> String {
+    let Some((series, value)) = line.rsplit_once(' ') else {
+        return line.to_string();
+    };
+    let noisy = value
+        .split_once('.')
+        .is_some_and(|(_, frac)| frac.len() > 9);
+    match value.parse::<f64>() {
+        Ok(v) if noisy => {
+            let rounded = format!("{v:.9}");
+            let trimmed = rounded.trim_end_matches('0');
+            let trimmed = trimmed
+                .strip_suffix('.')
+                .map_or(trimmed.to_string(), |t| format!("{t}.0"));
+            format!("{series} {trimmed}")
+        }
+        _ => line.to_string(),
+    }
 }
 
 #[derive(Default, Debug)]
