@@ -157,6 +157,10 @@ async fn untrustworthy_vendor_times_and_numbers_lose_nothing_and_count_nothing_f
             &url,
             "--storage.path",
             store.path().to_str().unwrap(),
+            // The fixed-interval schedule, whose 1 s / 2 s polls this test times against (the
+            // freshness schedule's handling of vendor times is unit-tested in accounting).
+            "--poll.freshness-target",
+            "0s",
             "--poll.first-delay",
             "1s",
             "--poll.interval",
