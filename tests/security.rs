@@ -161,7 +161,10 @@ async fn intake_counters_are_exact_and_phone_numbers_are_refused() {
         &[
             "--intake.token-file",
             token.path().to_str().unwrap(),
-            // Nothing is polled during the test: the counters only move by the intake.
+            // Nothing is polled during the test: the counters only move by the intake (fixed
+            // intervals, so the first poll is an hour away).
+            "--poll.freshness-target",
+            "0s",
             "--poll.first-delay",
             "1h",
         ],
@@ -250,6 +253,9 @@ async fn backlog_full_is_503_and_a_spent_byte_budget_is_429() {
         &[
             "--intake.token-file",
             token.path().to_str().unwrap(),
+            // Fixed intervals: the first poll is an hour away.
+            "--poll.freshness-target",
+            "0s",
             "--poll.first-delay",
             "1h",
             "--intake.max-pending",
@@ -500,6 +506,9 @@ async fn junk_app_ids_cannot_lock_a_real_app_out_of_the_budget() {
     let (_sim, sim) = spawn_sim();
     let args = |idle: &'static str| {
         vec![
+            // The fixed-interval schedule this test times against.
+            "--poll.freshness-target",
+            "0s",
             "--poll.first-delay",
             "100ms",
             "--tracking.not-found-retries",

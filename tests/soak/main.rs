@@ -103,6 +103,9 @@ fn agent_args(sim: &str, store: &str) -> Vec<String> {
         "32",
         "--api.max-rps",
         "1000",
+        // The fixed-interval schedule this test times against.
+        "--poll.freshness-target",
+        "0s",
         "--poll.first-delay",
         "1s",
         "--poll.interval",
