@@ -137,10 +137,11 @@ struct IntakeStats {
     retries: AtomicU64,
     unavailable_disk_full: AtomicU64,
     unavailable_other: AtomicU64,
+    shed: AtomicU64,
     refused_connections: AtomicU64,
 }
 
-/// POSTs `items` until the agent answers 202 (a client that got no answer, or a 503, retries:
+/// POSTs `items` until the agent answers 202 (a client that got no answer, a 429 or a 503, retries:
 /// duplicates are acknowledged, never tracked twice).
 async fn post(http: reqwest::Client, agent: Arc<Agent>, items: Vec<Value>, st: Arc<IntakeStats>) {
     st.requests.fetch_add(1, Ordering::Relaxed);
@@ -157,6 +158,10 @@ async fn post(http: reqwest::Client, agent: Arc<Agent>, items: Vec<Value>, st: A
             .await;
         match r {
             Ok(r) if r.status() == 202 => return,
+            // Shed (the intake is saturated): a well-behaved client retries, as after a 503.
+            Ok(r) if r.status() == 429 => {
+                st.shed.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(r) if r.status() == 503 => {
                 let text = r.text().await.unwrap_or_default();
                 if text.contains("disk_full") {
@@ -475,12 +480,13 @@ async fn nothing_lost_nothing_doubled_under_every_fault() {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "intake: {} requests, {} retries ({} refused connections during restarts, {} answered 503 disk_full, {} other 503)",
+        "intake: {} requests, {} retries ({} refused connections during restarts, {} answered 503 disk_full, {} other 503, {} shed with 429)",
         stats.requests.load(Ordering::Relaxed),
         stats.retries.load(Ordering::Relaxed),
         stats.refused_connections.load(Ordering::Relaxed),
         stats.unavailable_disk_full.load(Ordering::Relaxed),
         stats.unavailable_other.load(Ordering::Relaxed),
+        stats.shed.load(Ordering::Relaxed),
     );
     println!("kill -9: {kills}; orders merged after being tracked under both key forms (last incarnation): {merged}");
     println!("vendor faults injected: {:?}", sim.faults());
