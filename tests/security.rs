@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{eventually, scrape, sum, Proc};
-use itniotech_exporter::simulator::{DEMO_API_KEY, DEMO_API_SECRET};
+use common::{eventually, scrape, spawn_agent, spawn_sim, sum};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,31 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const TOKEN: &str = "intake-token-for-tests";
-
-fn spawn_sim() -> (Proc, String) {
-    let (p, addr) = common::spawn(&["simulate", "--web.listen-address", "127.0.0.1:0"], &[]);
-    (p, format!("http://{addr}"))
-}
-
-fn spawn_agent(sim: &str, store: &Path, extra: &[&str]) -> (Proc, String) {
-    let mut args = vec![
-        "run",
-        "--web.listen-address",
-        "127.0.0.1:0",
-        "--api.base-url",
-        sim,
-        "--storage.path",
-        store.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    common::spawn(
-        &args,
-        &[
-            ("ITNIOTECH_API_KEY", DEMO_API_KEY),
-            ("ITNIOTECH_API_SECRET", DEMO_API_SECRET),
-        ],
-    )
-}
 
 fn token_file() -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{eventually, parse_exposition, sum, Proc};
+use common::{eventually, parse_exposition, spawn_agent, spawn_sim, sum, Proc};
 use itniotech_exporter::simulator::{DEMO_API_KEY, DEMO_API_SECRET};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -99,31 +99,6 @@ fn write_web_config(path: &Path, text: &str) {
 
 fn hash(password: &str) -> String {
     bcrypt::hash(password, 4).unwrap()
-}
-
-fn spawn_sim() -> (Proc, String) {
-    let (p, addr) = common::spawn(&["simulate", "--web.listen-address", "127.0.0.1:0"], &[]);
-    (p, format!("http://{addr}"))
-}
-
-fn spawn_agent(sim: &str, store: &Path, extra: &[&str]) -> (Proc, String) {
-    let mut args = vec![
-        "run",
-        "--web.listen-address",
-        "127.0.0.1:0",
-        "--api.base-url",
-        sim,
-        "--storage.path",
-        store.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    common::spawn(
-        &args,
-        &[
-            ("ITNIOTECH_API_KEY", DEMO_API_KEY),
-            ("ITNIOTECH_API_SECRET", DEMO_API_SECRET),
-        ],
-    )
 }
 
 async fn scrape_with(client: &reqwest::Client, url: &str) -> Vec<common::Sample> {

@@ -321,6 +321,40 @@ pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Proc, String) {
     spawn_binary(&binary(), args, envs)
 }
 
+/// `simulate` on an ephemeral loopback port; returns its base URL.
+pub fn spawn_sim() -> (Proc, String) {
+    let (p, addr) = spawn(&["simulate", "--web.listen-address", "127.0.0.1:0"], &[]);
+    (p, format!("http://{addr}"))
+}
+
+/// `run` against the simulator at `sim` with its demo credentials, the store in `store`, and
+/// `extra` flags; returns the agent and its web address.
+pub fn spawn_agent(sim: &str, store: &std::path::Path, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec![
+        "run",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--api.base-url",
+        sim,
+        "--storage.path",
+        store.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    spawn(
+        &args,
+        &[
+            (
+                "ITNIOTECH_API_KEY",
+                itniotech_exporter::simulator::DEMO_API_KEY,
+            ),
+            (
+                "ITNIOTECH_API_SECRET",
+                itniotech_exporter::simulator::DEMO_API_SECRET,
+            ),
+        ],
+    )
+}
+
 /// [`spawn`] for another build of the binary (a benchmark comparing releases).
 pub fn spawn_binary(
     binary: &std::path::Path,
